@@ -1,0 +1,27 @@
+//! The `berth` CLI's subcommands, one module each.
+
+pub mod image;
+pub mod net;
+
+use std::path::PathBuf;
+
+/// What every subcommand gets from the global flags.
+pub struct Ctx {
+    /// The state root (`--root`, `BERTH_ROOT`).
+    pub root: PathBuf,
+}
+
+/// A subcommand's failure; printed as one line with its causes.
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `error: cause: cause`, the one line a failing command prints.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}

@@ -1,0 +1,2 @@
+//! berth-agent: ECS task definitions in, isolated running tasks out (issue 6).
+pub mod cli;

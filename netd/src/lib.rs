@@ -1,0 +1,1 @@
+//! Per-task network namespaces, veth ENIs, IPAM and security groups (issue 5).
