@@ -43,6 +43,8 @@ mod fs;
 pub mod layout;
 mod path;
 pub mod stats;
+#[cfg(test)]
+mod testtree;
 mod v1;
 pub mod v2;
 mod validate;

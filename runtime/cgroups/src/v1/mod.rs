@@ -257,3 +257,6 @@ impl CgroupManager for V1Manager {
         first_error.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests;

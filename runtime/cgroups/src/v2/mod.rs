@@ -193,3 +193,6 @@ impl CgroupManager for V2Manager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
