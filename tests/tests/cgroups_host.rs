@@ -399,6 +399,28 @@ fn v2_ebpf_device_program_and_freeze_on_the_unified_mount() {
         }
     }
 
+    // The runtime's full list: deny all, the spec's rules, runc's default devices.
+    let mut r = LinuxResources::default();
+    r.set_devices(Some(berth_cgroups::devices::with_default_devices(&[])));
+    cg.apply(&r).unwrap();
+    assert_eq!(
+        berth_cgroups::v2::attached_programs(cg.dir())
+            .unwrap()
+            .len(),
+        1
+    );
+    for (dev, allowed) in [
+        ("/dev/zero", true),
+        ("/dev/full", true),
+        ("/dev/kmsg", false),
+    ] {
+        let child = Gated::spawn(&["open", dev], &mut guard);
+        cg.add_task(child.pid).unwrap();
+        child.release();
+        let (_status, out) = child.finish();
+        assert_eq!(json(&out)["ok"], allowed, "{dev}: {out}");
+    }
+
     let child = Gated::spawn(&["spin", "60"], &mut guard);
     cg.add_task(child.pid).unwrap();
     child.release();

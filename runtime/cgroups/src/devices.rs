@@ -96,6 +96,41 @@ impl DeviceRule {
     }
 }
 
+impl DeviceRule {
+    /// The runtime-spec form of this rule (for `linux.resources.devices`).
+    pub fn to_spec(&self) -> LinuxDeviceCgroup {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(self.allow);
+        d.set_typ(Some(match self.kind {
+            DeviceKind::All => LinuxDeviceType::A,
+            DeviceKind::Block => LinuxDeviceType::B,
+            DeviceKind::Char => LinuxDeviceType::C,
+        }));
+        d.set_major(self.major.map(i64::from));
+        d.set_minor(self.minor.map(i64::from));
+        let line = self.v1_line();
+        d.set_access(line.rsplit_once(' ').map(|(_, a)| a.to_string()));
+        d
+    }
+}
+
+/// The rules a runtime puts in front of and behind a container's own device rules, as runc
+/// does: deny everything, then the spec's rules, then [`default_allowed_devices`]. Returns
+/// `deny-all ++ spec ++ defaults` in runtime-spec form, ready for `LinuxResources::set_devices`.
+pub fn with_default_devices(spec_rules: &[LinuxDeviceCgroup]) -> Vec<LinuxDeviceCgroup> {
+    let deny_all = DeviceRule {
+        allow: false,
+        kind: DeviceKind::All,
+        major: None,
+        minor: None,
+        access: ACC_ALL,
+    };
+    std::iter::once(deny_all.to_spec())
+        .chain(spec_rules.iter().cloned())
+        .chain(default_allowed_devices().iter().map(DeviceRule::to_spec))
+        .collect()
+}
+
 /// All rules of a spec's devices list, in order.
 pub fn rules_from_spec(devices: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, CgroupError> {
     devices
@@ -397,6 +432,27 @@ mod tests {
         let bad: LinuxDeviceCgroup =
             serde_json::from_str(r#"{"allow": true, "type": "c", "access": "rx"}"#).unwrap();
         assert!(DeviceRule::from_spec(0, &bad).is_err());
+    }
+
+    #[test]
+    fn defaults_round_trip_through_the_spec_form() {
+        let extra: LinuxDeviceCgroup = serde_json::from_str(
+            r#"{"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rw"}"#,
+        )
+        .unwrap();
+        let all = with_default_devices(&[extra]);
+        let rules = rules_from_spec(&all).unwrap();
+        assert_eq!(rules[0].v1_line(), "a *:* rwm");
+        assert!(!rules[0].allow);
+        assert_eq!(rules[1].v1_line(), "c 10:200 rw");
+        assert_eq!(rules[2..], default_allowed_devices()[..]);
+        let p = assemble_program(&rules);
+        assert!(
+            run(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 10, 200),
+            "/dev/net/tun"
+        );
+        assert!(run(&p, DEV_CHAR, ACC_WRITE, 1, 3), "/dev/null");
+        assert!(!run(&p, DEV_CHAR, ACC_READ, 1, 1), "/dev/mem");
     }
 
     #[test]

@@ -11,16 +11,22 @@ use std::path::Path;
 /// Replace the device program of the cgroup at `dir` with one for `rules`.
 pub(super) fn attach(dir: &Path, rules: &[DeviceRule]) -> Result<(), CgroupError> {
     let insns: Vec<u64> = assemble_program(rules).iter().map(|i| i.encode()).collect();
-    let mut log = vec![0u8; 64 * 1024];
-    let prog = bpf::bpf_prog_load_cgroup_device(&insns, &mut log).map_err(|source| {
-        let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-        CgroupError::BpfLoad {
-            path: dir.to_path_buf(),
-            insns: insns.len(),
-            log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
-            source,
+    // Load without a log first: a verifier log that does not fit its buffer fails the load
+    // with ENOSPC even for a valid program. Only a refused program is loaded again for its log.
+    let prog = match bpf::bpf_prog_load_cgroup_device(&insns, &mut []) {
+        Ok(fd) => fd,
+        Err(first) => {
+            let mut log = vec![0u8; 256 * 1024];
+            let retry = bpf::bpf_prog_load_cgroup_device(&insns, &mut log);
+            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+            return Err(CgroupError::BpfLoad {
+                path: dir.to_path_buf(),
+                insns: insns.len(),
+                log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
+                source: retry.err().unwrap_or(first),
+            });
         }
-    })?;
+    };
     let cgroup: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
