@@ -1,5 +1,7 @@
-//! berth-cgroups on this host's real cgroups (v1 controllers; on hybrid hosts also the cgroup2
-//! mount beside them, where the v2 code runs for real: eBPF device programs, cgroup.freeze).
+//! berth-cgroups on the host's real cgroups, whatever they are: v1, hybrid (this build host:
+//! v1 controllers, and beside them a cgroup2 mount where the v2 code runs for real: eBPF
+//! device programs, cgroup.freeze), or v2 only (the issue-8 guest). Each check reads back the
+//! file of the layout it runs on.
 //!
 //! Every cgroup is `/bt<hash><role>` at the top of each hierarchy, removed through a Cleanup
 //! guard; every child process is killed and reaped by the guard too.
@@ -43,6 +45,28 @@ fn v1_dir(layout: &Layout, controller: &str, path: &Path) -> PathBuf {
     let c = berth_cgroups::Controller::from_name(controller).unwrap();
     let mount = &layout.v1_controllers().expect("a v1 or hybrid host")[&c];
     mount.join(path.strip_prefix("/").unwrap())
+}
+
+fn is_v2(layout: &Layout) -> bool {
+    matches!(layout, Layout::V2 { .. })
+}
+
+/// The value of a knob: the v1 controller's file, or the v2 file on a v2-only host.
+fn knob(layout: &Layout, path: &Path, v1: (&str, &str), v2_file: &str) -> String {
+    match layout {
+        Layout::V2 { root } => read(&root.join(path.strip_prefix("/").unwrap()), v2_file),
+        _ => read(&v1_dir(layout, v1.0, path), v1.1),
+    }
+}
+
+/// major:minor of a block device this host has (the first in /sys/block).
+fn some_block_device() -> String {
+    let mut names: Vec<_> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    read(&names[0], "dev")
 }
 
 fn read(dir: &Path, file: &str) -> String {
@@ -131,86 +155,127 @@ fn limits_are_written_to_the_kernel_and_read_back() {
     }
     let mut guard = Cleanup::new();
     let (layout, path, cg) = new_cgroup("lim", &mut guard);
-    let r = resources(
-        r#"{
-        "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
-        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0"},
-        "pids": {"limit": 32},
-        "blockIO": {"throttleReadBpsDevice": [{"major": 7, "minor": 0, "rate": 1048576}]},
+    let dev = some_block_device();
+    let (major, minor) = dev.split_once(':').unwrap();
+    let r = resources(&format!(
+        r#"{{
+        "memory": {{"limit": 67108864, "reservation": 33554432, "swap": 134217728}},
+        "cpu": {{"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0"}},
+        "pids": {{"limit": 32}},
+        "blockIO": {{"throttleReadBpsDevice": [{{"major": {major}, "minor": {minor}, "rate": 1048576}}]}},
         "devices": [
-            {"allow": false, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"},
-            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}
+            {{"allow": false, "access": "rwm"}},
+            {{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}},
+            {{"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}}
         ]
-    }"#,
-    );
+    }}"#
+    ));
     validate(&r, &layout).unwrap();
     cg.apply(&r).unwrap();
-    let mem = v1_dir(&layout, "memory", &path);
-    assert_eq!(read(&mem, "memory.limit_in_bytes"), "67108864");
-    assert_eq!(read(&mem, "memory.soft_limit_in_bytes"), "33554432");
-    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "134217728");
-    let cpu = v1_dir(&layout, "cpu", &path);
-    assert_eq!(read(&cpu, "cpu.shares"), "512");
-    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "20000");
-    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
-    let cpuset = v1_dir(&layout, "cpuset", &path);
-    assert_eq!(read(&cpuset, "cpuset.cpus"), "0");
-    assert_eq!(read(&cpuset, "cpuset.mems"), "0");
-    assert_eq!(read(&v1_dir(&layout, "pids", &path), "pids.max"), "32");
-    let blkio = v1_dir(&layout, "blkio", &path);
+    let v2 = is_v2(&layout);
+    let k = |v1: (&str, &str), v2_file: &str| knob(&layout, &path, v1, v2_file);
     assert_eq!(
-        read(&blkio, "blkio.throttle.read_bps_device"),
-        "7:0 1048576"
+        k(("memory", "memory.limit_in_bytes"), "memory.max"),
+        "67108864"
     );
-    let devices = v1_dir(&layout, "devices", &path);
-    assert_eq!(read(&devices, "devices.list"), "c 1:3 rw\nc 1:5 rwm");
+    assert_eq!(
+        k(("memory", "memory.soft_limit_in_bytes"), "memory.low"),
+        "33554432"
+    );
+    // v1: memory+swap; v2: swap alone.
+    let swap = k(("memory", "memory.memsw.limit_in_bytes"), "memory.swap.max");
+    assert_eq!(swap, if v2 { "67108864" } else { "134217728" });
+    // 512 shares = weight 20 (1 + (512 - 2) * 9999 / 262142).
+    assert_eq!(
+        k(("cpu", "cpu.shares"), "cpu.weight"),
+        if v2 { "20" } else { "512" }
+    );
+    if v2 {
+        assert_eq!(k(("cpu", ""), "cpu.max"), "20000 100000");
+    } else {
+        assert_eq!(k(("cpu", "cpu.cfs_quota_us"), ""), "20000");
+        assert_eq!(k(("cpu", "cpu.cfs_period_us"), ""), "100000");
+    }
+    assert_eq!(k(("cpuset", "cpuset.cpus"), "cpuset.cpus"), "0");
+    assert_eq!(k(("cpuset", "cpuset.mems"), "cpuset.mems"), "0");
+    assert_eq!(k(("pids", "pids.max"), "pids.max"), "32");
+    let io = k(("blkio", "blkio.throttle.read_bps_device"), "io.max");
+    if v2 {
+        assert!(io.starts_with(&format!("{dev} rbps=1048576 ")), "{io}");
+    } else {
+        assert_eq!(io, format!("{dev} 1048576"));
+    }
+    if v2 {
+        let progs = berth_cgroups::v2::attached_programs(
+            &layout
+                .unified_root()
+                .unwrap()
+                .join(path.strip_prefix("/").unwrap()),
+        );
+        assert_eq!(progs.unwrap().len(), 1, "one eBPF device program");
+    } else {
+        assert_eq!(k(("devices", "devices.list"), ""), "c 1:3 rw\nc 1:5 rwm");
+    }
 
     // A partial update changes only what it names.
     cg.apply(&resources(
         r#"{"pids": {"limit": 64}, "cpu": {"period": 50000}}"#,
     ))
     .unwrap();
-    assert_eq!(read(&v1_dir(&layout, "pids", &path), "pids.max"), "64");
-    assert_eq!(read(&cpu, "cpu.cfs_period_us"), "50000");
-    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "20000");
-    assert_eq!(read(&mem, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(k(("pids", "pids.max"), "pids.max"), "64");
+    if v2 {
+        assert_eq!(k(("cpu", ""), "cpu.max"), "20000 50000");
+    } else {
+        assert_eq!(k(("cpu", "cpu.cfs_period_us"), ""), "50000");
+        assert_eq!(k(("cpu", "cpu.cfs_quota_us"), ""), "20000");
+    }
+    assert_eq!(
+        k(("memory", "memory.limit_in_bytes"), "memory.max"),
+        "67108864"
+    );
 
-    // Shrinking memory+swap below the old memory limit, then growing the limit above the old
-    // memory+swap, only works when the two files are written in the right order.
+    // On v1, shrinking memory+swap below the old memory limit, then growing the limit above
+    // the old memory+swap, only works when the two files are written in the right order.
     cg.apply(&resources(
         r#"{"memory": {"limit": 16777216, "swap": 16777216}}"#,
     ))
     .unwrap();
-    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "16777216");
+    let swap = k(("memory", "memory.memsw.limit_in_bytes"), "memory.swap.max");
+    assert_eq!(swap, if v2 { "0" } else { "16777216" });
     cg.apply(&resources(
         r#"{"memory": {"limit": 268435456, "swap": 536870912}}"#,
     ))
     .unwrap();
-    assert_eq!(read(&mem, "memory.limit_in_bytes"), "268435456");
-    assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "536870912");
+    assert_eq!(
+        k(("memory", "memory.limit_in_bytes"), "memory.max"),
+        "268435456"
+    );
+    let swap = k(("memory", "memory.memsw.limit_in_bytes"), "memory.swap.max");
+    assert_eq!(swap, if v2 { "268435456" } else { "536870912" });
 }
 
 #[test]
-fn hugepage_limits_go_through_the_unified_mount_on_hybrid_hosts() {
+fn hugepage_limits_reach_the_hugetlb_controller() {
     if !require_root() {
         return;
     }
     let mut guard = Cleanup::new();
     let (layout, path, cg) = new_cgroup("hug", &mut guard);
-    if !matches!(layout, Layout::Hybrid { .. }) {
-        // On pure v1 the v1 hugetlb controller is used; unit tests cover that path.
-        return;
-    }
     cg.apply(&resources(
         r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}"#,
     ))
     .unwrap();
-    let unified = layout
-        .unified_root()
-        .unwrap()
-        .join(path.strip_prefix("/").unwrap());
-    assert_eq!(read(&unified, "hugetlb.2MB.max"), "4194304");
+    // v1 hugetlb where it is mounted; else (hybrid, v2) the cgroup2 hierarchy.
+    let rel = path.strip_prefix("/").unwrap();
+    let value = match (layout.v1_controllers(), layout.unified_root()) {
+        (Some(v1), _) if v1.contains_key(&berth_cgroups::Controller::Hugetlb) => read(
+            &v1_dir(&layout, "hugetlb", &path),
+            "hugetlb.2MB.limit_in_bytes",
+        ),
+        (_, Some(unified)) => read(&unified.join(rel), "hugetlb.2MB.max"),
+        _ => panic!("no hugetlb controller on {layout:?}"),
+    };
+    assert_eq!(value, "4194304");
     let err = cg
         .apply(&resources(
             r#"{"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}"#,
@@ -235,7 +300,7 @@ fn a_child_is_listed_frozen_thawed_and_counted() {
     child.release();
     assert_eq!(cg.pids().unwrap(), vec![child.pid]);
     assert_eq!(cg.all_pids().unwrap(), vec![child.pid]);
-    let procs = read(&v1_dir(&layout, "memory", &path), "cgroup.procs");
+    let procs = knob(&layout, &path, ("memory", "cgroup.procs"), "cgroup.procs");
     assert_eq!(procs, child.pid.to_string());
 
     // user/kernel come from scheduler ticks: wait until a tick has been charged.
@@ -245,11 +310,15 @@ fn a_child_is_listed_frozen_thawed_and_counted() {
     });
     cg.freeze().unwrap();
     assert!(cg.is_frozen().unwrap());
-    assert_eq!(
-        child.state(),
-        'D',
-        "a v1-frozen task sleeps in the refrigerator"
-    );
+    if is_v2(&layout) {
+        assert_ne!(child.state(), 'R', "a frozen task does not run");
+    } else {
+        assert_eq!(
+            child.state(),
+            'D',
+            "a v1-frozen task sleeps in the refrigerator"
+        );
+    }
     cg.thaw().unwrap();
     assert!(!cg.is_frozen().unwrap());
     wait_until(WAIT, "the thawed probe to run", || {
@@ -259,7 +328,13 @@ fn a_child_is_listed_frozen_thawed_and_counted() {
     let stats = cg.stats().unwrap();
     assert_eq!(stats.pids.current, 1);
     assert!(stats.memory.usage.usage > 0);
-    assert_eq!(stats.cpu.usage.percpu.len(), num_cpus());
+    if !is_v2(&layout) {
+        assert_eq!(
+            stats.cpu.usage.percpu.len(),
+            num_cpus(),
+            "cpuacct per-CPU usage"
+        );
+    }
     let v = serde_json::to_value(&stats).unwrap();
     assert!(v["memory"]["raw"].get("oom_kill").is_some(), "{v}");
 }
@@ -317,7 +392,7 @@ fn a_pids_limit_refuses_forks() {
 }
 
 #[test]
-fn v1_device_rules_are_enforced() {
+fn device_rules_are_enforced() {
     if !require_root() {
         return;
     }
@@ -460,18 +535,19 @@ fn bad_input_creates_nothing_and_remove_leaves_nothing() {
         .unwrap();
     let err = cg.apply(&bad).unwrap_err();
     assert!(err.to_string().contains("is above memory.limit"), "{err}");
-    let mem = v1_dir(&layout, "memory", &path);
-    assert_eq!(
-        read(&mem, "memory.limit_in_bytes"),
-        "8388608",
-        "refused input wrote nothing"
+    let limit = knob(
+        &layout,
+        &path,
+        ("memory", "memory.limit_in_bytes"),
+        "memory.max",
     );
+    assert_eq!(limit, "8388608", "refused input wrote nothing");
     // A task cgroup with a container cgroup inside: remove takes both.
     let inner = manager(&layout, &path.join("c1"));
     inner.create().unwrap();
-    assert!(mem.join("c1").is_dir());
+    assert!(inner.exists());
     cg.remove().unwrap();
-    for c in layout.v1_controllers().unwrap().values() {
+    for c in layout.v1_controllers().into_iter().flat_map(|m| m.values()) {
         assert!(
             !c.join(path.strip_prefix("/").unwrap()).exists(),
             "{}",
