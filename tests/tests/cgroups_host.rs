@@ -559,3 +559,47 @@ fn bad_input_creates_nothing_and_remove_leaves_nothing() {
     }
     cg.remove().unwrap();
 }
+
+#[test]
+fn a_default_path_lives_under_berth_and_leaves_no_empty_parent() {
+    if !require_root() {
+        return;
+    }
+    let layout = detect().unwrap();
+    let id = unique("def");
+    let path = cgroup_path(None, &id).unwrap();
+    assert_eq!(path, PathBuf::from(format!("/berth/{id}")));
+    let cg = manager(&layout, &path);
+    let remover = manager(&layout, &path);
+    let mut guard = Cleanup::new();
+    guard.defer(format!("cgroup {}", path.display()), move || {
+        remover.remove().map_err(|e| e.to_string())
+    });
+    cg.create().unwrap();
+    cg.apply(&resources(r#"{"pids": {"limit": 10}}"#)).unwrap();
+    assert_eq!(knob(&layout, &path, ("pids", "pids.max"), "pids.max"), "10");
+    cg.remove().unwrap();
+    let mounts: Vec<PathBuf> = layout
+        .v1_controllers()
+        .into_iter()
+        .flat_map(|m| m.values().cloned())
+        .chain(layout.unified_root().map(Path::to_path_buf))
+        .collect();
+    for mount in mounts {
+        assert!(
+            !mount.join("berth").join(&id).exists(),
+            "{}",
+            mount.display()
+        );
+        // The shared parent goes with its last child; other containers' cgroups keep it.
+        let parent = mount.join("berth");
+        let others = std::fs::read_dir(&parent)
+            .map(|rd| rd.filter_map(Result::ok).any(|e| e.path().is_dir()))
+            .unwrap_or(false);
+        assert!(
+            !parent.exists() || others,
+            "empty {} left",
+            parent.display()
+        );
+    }
+}

@@ -139,24 +139,56 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
 
 /// Create `dir` and any missing parents below `base`; return the directories this call
 /// created, outermost first, so a failed create can remove exactly those.
+///
+/// A parent can vanish between two mkdirs (another container's `remove` takes the shared,
+/// now empty `berth` parent away): ENOENT restarts the walk, a few times.
 pub fn mkdir_below(base: &Path, dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     let mut created = Vec::new();
     let rel = dir.strip_prefix(base).unwrap_or(dir);
-    let mut cur = base.to_path_buf();
-    for component in rel.components() {
-        cur.push(component);
-        match std::fs::create_dir(&cur) {
-            Ok(()) => created.push(cur.clone()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                for d in created.iter().rev() {
-                    let _ = rmdir(d);
+    let mut attempts = 0;
+    'walk: loop {
+        let mut cur = base.to_path_buf();
+        for component in rel.components() {
+            cur.push(component);
+            match std::fs::create_dir(&cur) {
+                Ok(()) => created.push(cur.clone()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound
+                        && attempts < 5
+                        && cur.parent() != Some(base) =>
+                {
+                    attempts += 1;
+                    created.retain(|d| d.is_dir());
+                    continue 'walk;
                 }
-                return Err(CgroupError::Mkdir { path: cur, source });
+                Err(source) => {
+                    for d in created.iter().rev() {
+                        let _ = rmdir(d);
+                    }
+                    return Err(CgroupError::Mkdir { path: cur, source });
+                }
             }
         }
+        return Ok(created);
     }
-    Ok(created)
+}
+
+/// After a cgroup below the shared parent (`<mount>/berth`) was removed, remove the parent
+/// too if nothing else is in it, so the host is left as it was found. Best effort: another
+/// container's cgroup (ENOTEMPTY, EBUSY) or a concurrent remove (ENOENT) keeps it or took it.
+pub fn remove_parent_if_empty(mount: &Path, path: &Path) {
+    let mut components = path.strip_prefix("/").unwrap_or(path).components();
+    let is_under_parent = components
+        .next()
+        .is_some_and(|c| c.as_os_str() == crate::PARENT);
+    if !is_under_parent || components.next().is_none() {
+        return;
+    }
+    let parent = mount.join(crate::PARENT);
+    if let Err(e) = std::fs::remove_dir(&parent) {
+        tracing::debug!(path = %parent.display(), error = %e, "shared cgroup parent kept");
+    }
 }
 
 /// Remove one cgroup directory. A missing one counts as removed; EBUSY (a process that was

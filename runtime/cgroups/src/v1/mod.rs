@@ -239,18 +239,18 @@ impl CgroupManager for V1Manager {
     /// Every hierarchy is tried; the first failure is returned after the others were removed.
     fn remove(&self) -> Result<(), CgroupError> {
         let mut first_error = None;
-        let mut dirs: Vec<PathBuf> = self
-            .unique_dirs()
-            .iter()
-            .map(|(_, d)| d.to_path_buf())
-            .collect();
-        if let Some(u) = &self.unified {
-            dirs.push(u.dir().to_path_buf());
-        }
-        for top in dirs {
-            let result = fs::subtree_deepest_first(&top)
+        for (mount, top) in self.unique_dirs() {
+            let result = fs::subtree_deepest_first(top)
                 .and_then(|subtree| subtree.iter().try_for_each(|d| fs::rmdir(d)));
-            if let Err(e) = result {
+            match result {
+                Ok(()) => fs::remove_parent_if_empty(mount, &self.path),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(u) = &self.unified {
+            if let Err(e) = u.remove() {
                 first_error.get_or_insert(e);
             }
         }

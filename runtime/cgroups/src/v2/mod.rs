@@ -190,6 +190,7 @@ impl CgroupManager for V2Manager {
         for dir in fs::subtree_deepest_first(&self.dir)? {
             fs::rmdir(&dir)?;
         }
+        fs::remove_parent_if_empty(&self.root, &self.path);
         Ok(())
     }
 }
