@@ -603,3 +603,39 @@ fn a_default_path_lives_under_berth_and_leaves_no_empty_parent() {
         );
     }
 }
+
+/// Containers come and go side by side under the shared `berth` parent: one's remove taking
+/// the empty parent away must never make another's create fail.
+#[test]
+fn concurrent_creates_and_removes_under_the_shared_parent() {
+    if !require_root() {
+        return;
+    }
+    let layout = detect().unwrap();
+    let mut guard = Cleanup::new();
+    let ids: Vec<String> = (0..4).map(|_| unique("par")).collect();
+    for id in &ids {
+        let remover = manager(&layout, &cgroup_path(None, id).unwrap());
+        guard.defer(format!("cgroup /berth/{id}"), move || {
+            remover.remove().map_err(|e| e.to_string())
+        });
+    }
+    let threads: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let layout = layout.clone();
+            let path = cgroup_path(None, id).unwrap();
+            std::thread::spawn(move || {
+                let cg = manager(&layout, &path);
+                for _ in 0..25 {
+                    cg.create().map_err(|e| e.to_string())?;
+                    cg.remove().map_err(|e| e.to_string())?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+}
