@@ -639,3 +639,30 @@ fn concurrent_creates_and_removes_under_the_shared_parent() {
         t.join().unwrap().unwrap();
     }
 }
+
+#[test]
+fn a_cpu_quota_throttles_a_spinning_process() {
+    if !require_root() {
+        return;
+    }
+    let mut guard = Cleanup::new();
+    let (_layout, _path, cg) = new_cgroup("cpu", &mut guard);
+    // A tenth of one CPU.
+    cg.apply(&resources(r#"{"cpu": {"quota": 10000, "period": 100000}}"#))
+        .unwrap();
+    let child = Gated::spawn(&["spin", "1"], &mut guard);
+    cg.add_task(child.pid).unwrap();
+    child.release();
+    let (status, out) = child.finish();
+    assert!(status.success(), "{status}: {out}");
+    let v = json(&out);
+    let (cpu, wall) = (
+        v["cpu_seconds"].as_f64().unwrap(),
+        v["wall_seconds"].as_f64().unwrap(),
+    );
+    // Capped at 0.1 of the wall time; half is a margin no unthrottled spin stays under.
+    assert!(cpu < wall * 0.5, "cpu {cpu} s in {wall} s of wall time");
+    let throttling = cg.stats().unwrap().cpu.throttling;
+    assert!(throttling.throttled_periods > 0, "{throttling:?}");
+    assert!(throttling.throttled_time > 0, "{throttling:?}");
+}
