@@ -1,0 +1,165 @@
+//! Security groups with real traffic between task namespaces (issue 5, acceptance 1 and 2).
+
+// Test code: a failed setup step panics, which is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod netd_support;
+
+use netd::api::SecurityGroupSpec;
+use netd_support::*;
+
+#[test]
+fn group_to_group_rule_allows_tcp_8080_and_without_it_the_connection_is_dropped() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let lab = Lab::started();
+    lab.group("app", vec![], None);
+    lab.group("web", vec![tcp_from_group(8080, "app")], None);
+    let web = lab.attach("public", &["web"]);
+    let app = lab.attach("public", &["app"]);
+    let stranger = lab.attach("public", &["default"]);
+    serve(&web.netns_path, 8080, "web");
+    serve(&web.netns_path, 8081, "web");
+
+    assert!(
+        reaches(&app.netns_path, web.ip, 8080),
+        "app -> web:8080 is allowed by the group rule"
+    );
+    assert!(
+        !reaches(&stranger.netns_path, web.ip, 8080),
+        "a task outside `app` is dropped"
+    );
+    assert!(
+        !reaches(&app.netns_path, web.ip, 8081),
+        "only port 8080 is allowed"
+    );
+
+    // ICMP follows its own rule.
+    assert!(!pings(&app.netns_path, web.ip), "no ICMP rule yet");
+    lab.group(
+        "web",
+        vec![
+            tcp_from_group(8080, "app"),
+            rule_cidr("icmp", None, &format!("{}/32", app.ip)),
+        ],
+        None,
+    );
+    assert!(
+        pings(&app.netns_path, web.ip),
+        "ICMP allowed from app's address"
+    );
+    assert!(
+        !pings(&stranger.netns_path, web.ip),
+        "ICMP still dropped from others"
+    );
+    assert!(reaches(&app.netns_path, web.ip, 8080));
+}
+
+#[test]
+fn egress_deny_stops_connections_the_task_starts() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let lab = Lab::started();
+    lab.group(
+        "open",
+        vec![rule_cidr("tcp", Some(9000), "0.0.0.0/0")],
+        None,
+    );
+    lab.group("locked", vec![], Some(vec![]));
+    let server = lab.attach("public", &["open"]);
+    let locked = lab.attach("public", &["locked"]);
+    let free = lab.attach("public", &["default"]);
+    serve(&server.netns_path, 9000, "srv");
+
+    assert!(
+        reaches(&free.netns_path, server.ip, 9000),
+        "default egress allows all"
+    );
+    assert!(
+        !reaches(&locked.netns_path, server.ip, 9000),
+        "egress [] denies"
+    );
+    // Allow egress to the server's group only: the connection goes through.
+    lab.group("locked", vec![], Some(vec![tcp_from_group(9000, "open")]));
+    assert!(
+        reaches(&locked.netns_path, server.ip, 9000),
+        "egress to group `open` on 9000"
+    );
+}
+
+#[test]
+fn a_source_group_rule_follows_a_member_whose_ip_changed() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let lab = Lab::started();
+    lab.group("app", vec![], None);
+    lab.group("web", vec![tcp_from_group(8080, "app")], None);
+    let web = lab.attach("public", &["web"]);
+    serve(&web.netns_path, 8080, "web");
+    let client = lab.client();
+
+    let req = netd::api::AttachRequest {
+        task: "task/app-1".into(),
+        subnet: Some("public".into()),
+        security_groups: vec!["app".into()],
+        port_mappings: vec![],
+        hostname: None,
+    };
+    let first = client.attach(&req).unwrap();
+    assert!(reaches(&first.netns_path, web.ip, 8080));
+    client.detach("task/app-1").unwrap();
+    // Another task now sits between; the member comes back with a different address.
+    let _filler = lab.attach("public", &["default"]);
+    let second = client.attach(&req).unwrap();
+    assert_ne!(first.ip, second.ip, "the member's IP changed");
+    assert!(
+        reaches(&second.netns_path, web.ip, 8080),
+        "the rule follows the new IP"
+    );
+    let table = lab.nft_table();
+    let app_set = table
+        .split("set g_app {")
+        .nth(1)
+        .unwrap()
+        .split('}')
+        .next()
+        .unwrap();
+    assert!(
+        app_set.contains(&second.ip.to_string()) && !app_set.contains(&first.ip.to_string()),
+        "{app_set}"
+    );
+}
+
+#[test]
+fn a_rule_change_keeps_established_connections_and_reaches_new_ones() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let lab = Lab::started();
+    lab.group("app", vec![], None);
+    lab.group("web", vec![tcp_from_group(8080, "app")], None);
+    let web = lab.attach("public", &["web"]);
+    let app = lab.attach("public", &["app"]);
+    serve(&web.netns_path, 8080, "web");
+
+    let mut open = connect(&app.netns_path, web.ip, 8080).expect("allowed connection");
+    assert!(exchange(&mut open, "before").unwrap().ends_with("before"));
+
+    // Remove the rule: new connections are dropped, the established one carries on.
+    let none = SecurityGroupSpec {
+        id: None,
+        description: String::new(),
+        ingress: vec![],
+        egress: None,
+    };
+    lab.client().put_security_group("web", &none).unwrap();
+    assert!(
+        !reaches(&app.netns_path, web.ip, 8080),
+        "the change reached the running task"
+    );
+    let after = exchange(&mut open, "after").expect("established connection survives the change");
+    assert!(after.ends_with("after"), "{after}");
+}
