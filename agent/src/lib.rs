@@ -1,2 +1,3 @@
 //! berth-agent: ECS task definitions in, isolated running tasks out (issue 6).
 pub mod cli;
+pub mod taskdef;

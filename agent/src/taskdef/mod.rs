@@ -1,0 +1,149 @@
+//! Task definitions: the ECS wire schema, validation, and the internal model the lifecycle uses.
+
+mod container;
+pub mod fargate;
+mod validate;
+pub mod wire;
+
+pub use validate::{parse_register_request, validate};
+
+use std::time::Duration;
+
+/// Why a task definition was refused. Every variant names the offending field by its path in
+/// the request (`containerDefinitions[1].memory`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskDefError {
+    /// The body is not JSON of the right shape (a wrong type, a missing required member, or a
+    /// member ECS does not know).
+    #[error("{path}: {message}")]
+    Malformed {
+        /// Where in the document (`.` when at the top).
+        path: String,
+        /// serde's description.
+        message: String,
+    },
+    /// A value breaks one of ECS's rules.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field's path.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Fargate refuses this field (FARGATE is in requiresCompatibilities).
+    #[error("{field}: {reason}")]
+    Fargate {
+        /// The field's path.
+        field: String,
+        /// Fargate's reason.
+        reason: String,
+    },
+    /// ECS accepts this field but berth cannot honour it, so it is refused rather than dropped.
+    #[error("{field}: not supported by berth ({reason})")]
+    Unsupported {
+        /// The field's path.
+        field: String,
+        /// Why berth cannot honour it.
+        reason: String,
+    },
+}
+
+impl TaskDefError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+    pub(crate) fn fargate(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Fargate {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+    pub(crate) fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Unsupported {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A `dependsOn` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Condition {
+    /// The dependency has started.
+    Start,
+    /// The dependency has exited (any code).
+    Complete,
+    /// The dependency has exited with 0.
+    Success,
+    /// The dependency passed its health check.
+    Healthy,
+}
+
+impl Condition {
+    /// Parse ECS's spelling (`START`, …).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "START" => Some(Self::Start),
+            "COMPLETE" => Some(Self::Complete),
+            "SUCCESS" => Some(Self::Success),
+            "HEALTHY" => Some(Self::Healthy),
+            _ => None,
+        }
+    }
+}
+
+/// One `dependsOn` entry, resolved to the dependency's index in the task.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Dependency {
+    /// Index into [`TaskDefinitionSpec::containers`].
+    pub container: usize,
+    /// What the dependency must reach.
+    pub condition: Condition,
+}
+
+/// What the lifecycle needs to know about one container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerSpec {
+    /// Unique in the task.
+    pub name: String,
+    /// The image reference.
+    pub image: String,
+    /// Its exit stops the task.
+    pub is_essential: bool,
+    /// Start ordering.
+    pub depends_on: Vec<Dependency>,
+    /// Signal → SIGKILL grace.
+    pub stop_timeout: Duration,
+    /// How long a dependant waits for this container's condition.
+    pub start_timeout: Option<Duration>,
+    /// Whether it has a health check.
+    pub has_health_check: bool,
+}
+
+/// The stop grace when a container gives none (ECS's default).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A task definition that passed validation: only [`validate`] builds one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDefinitionSpec {
+    /// What DescribeTaskDefinition echoes (cpu/memory normalised, defaults filled).
+    pub body: wire::TaskDefinitionBody,
+    /// The registration's tags.
+    pub tags: Vec<wire::Tag>,
+    /// `EC2` always, plus `FARGATE` when it validated for Fargate.
+    pub compatibilities: Vec<String>,
+    /// Task cpu units, when given.
+    pub cpu_units: Option<u32>,
+    /// Task memory in MiB, when given.
+    pub memory_mib: Option<u32>,
+    /// The containers, in definition order.
+    pub containers: Vec<ContainerSpec>,
+    /// Things accepted with a caveat (shown in the agent's log).
+    pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests;
