@@ -207,6 +207,7 @@ impl Engine {
         prefix_len: u8,
         rb: &mut Rollback,
     ) -> Result<(), NetdError> {
+        let started = std::time::Instant::now();
         let dir = self.eni_dir();
         let file = format!("{}.json", rec.name);
         let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
@@ -218,6 +219,7 @@ impl Engine {
         rb.on_failure(Undo::RemoveRecord {
             name: rec.name.clone(),
         });
+        let recorded = started.elapsed();
 
         let path = self.netns_path(&rec.name);
         let (ns_file, mut ns) = netns::create(&path).map_err(|f| NetdError::Netns {
@@ -226,6 +228,7 @@ impl Engine {
             source: f.source,
         })?;
         rb.on_failure(Undo::RemoveNetns { path: path.clone() });
+        let pinned = started.elapsed();
 
         self.host
             .create_veth(&rec.name, "eth0", ns_file.as_fd(), mac_for(rec.ip))
@@ -238,15 +241,18 @@ impl Engine {
             name: rec.name.clone(),
         });
         drop(ns_file);
+        let linked = started.elapsed();
 
         configure_task_side(&mut ns, rec.ip, prefix_len, gateway)?;
         configure_host_side(&mut self.host, &rec.name, rec.ip, gateway)?;
+        let configured = started.elapsed();
 
         let fw = Self::fw_eni(rec);
         let combo = combo_name(&fw.groups);
         let is_new = !self.combos.contains(&combo);
         self.nft(&self.topo.attach_script(&fw, is_new))?;
         self.combos.insert(combo);
+        tracing::debug!(?recorded, ?pinned, ?linked, ?configured, total = ?started.elapsed(), "attach steps");
         Ok(())
     }
 
