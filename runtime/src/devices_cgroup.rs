@@ -7,7 +7,11 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec
 fn allow(d: &oci_spec::runtime::LinuxDevice) -> LinuxDeviceCgroup {
     let mut r = LinuxDeviceCgroup::default();
     r.set_allow(true);
-    r.set_typ(Some(if d.typ() == LinuxDeviceType::U { LinuxDeviceType::C } else { d.typ() }));
+    r.set_typ(Some(if d.typ() == LinuxDeviceType::U {
+        LinuxDeviceType::C
+    } else {
+        d.typ()
+    }));
     r.set_major(Some(d.major()));
     r.set_minor(Some(d.minor()));
     r.set_access(Some("rwm".to_string()));
@@ -18,7 +22,8 @@ fn allow(d: &oci_spec::runtime::LinuxDevice) -> LinuxDeviceCgroup {
 pub fn effective_resources(spec: &Spec) -> Option<LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut res = linux.resources().clone().unwrap_or_default();
-    let mut rules = berth_cgroups::devices::with_default_devices(&res.devices().clone().unwrap_or_default());
+    let mut rules =
+        berth_cgroups::devices::with_default_devices(&res.devices().clone().unwrap_or_default());
     rules.extend(linux.devices().iter().flatten().map(allow));
     res.set_devices(Some(rules));
     Some(res)

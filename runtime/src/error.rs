@@ -17,28 +17,53 @@ pub enum RuntimeError {
     NotFound { id: String },
     /// The command does not apply in the container's current status.
     #[error("container {id:?} is {status}: {what}")]
-    WrongStatus { id: String, status: &'static str, what: &'static str },
+    WrongStatus {
+        id: String,
+        status: &'static str,
+        what: &'static str,
+    },
     /// Creating, opening or removing a state directory.
     #[error("state directory {path:?}")]
-    StateDir { path: PathBuf, source: std::io::Error },
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Locking a state directory.
     #[error("lock {path:?}")]
-    Lock { path: PathBuf, source: std::io::Error },
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Reading a state file.
     #[error("read {path:?}")]
-    ReadState { path: PathBuf, source: std::io::Error },
+    ReadState {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Writing a state file.
     #[error("write {path:?}")]
-    WriteState { path: PathBuf, source: std::io::Error },
+    WriteState {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A state file that does not parse.
     #[error("parse {path:?}")]
-    ParseState { path: PathBuf, source: serde_json::Error },
+    ParseState {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// Reading the bundle's config.json.
     #[error("read {path:?}")]
-    ReadConfig { path: PathBuf, source: std::io::Error },
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A config.json that does not parse.
     #[error("parse {path:?}")]
-    ParseConfig { path: PathBuf, source: serde_json::Error },
+    ParseConfig {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// A config.json field that is invalid or that berth-runtime refuses.
     #[error("config.json: {field}: {reason}")]
     Spec { field: String, reason: String },
@@ -50,10 +75,18 @@ pub enum RuntimeError {
     Usage { flag: &'static str, reason: String },
     /// A kernel call made by the runtime process itself.
     #[error("{op} {object}")]
-    Sys { op: &'static str, object: String, source: Errno },
+    Sys {
+        op: &'static str,
+        object: String,
+        source: Errno,
+    },
     /// An I/O operation on a named file.
     #[error("{op} {path:?}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The container's init reported a failed setup step.
     #[error("{message}")]
     Init { message: String },
@@ -65,7 +98,11 @@ pub enum RuntimeError {
     Cgroup(#[source] berth_cgroups::CgroupError),
     /// A hook failed or timed out.
     #[error("{kind} hook {path:?}: {reason}")]
-    Hook { kind: &'static str, path: PathBuf, reason: String },
+    Hook {
+        kind: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     /// The sync channel between the runtime and init broke.
     #[error("sync with container init: {reason}")]
     Sync { reason: String },
@@ -77,16 +114,27 @@ pub enum RuntimeError {
 impl RuntimeError {
     /// A config.json field error.
     pub fn spec(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        RuntimeError::Spec { field: field.into(), reason: reason.into() }
+        RuntimeError::Spec {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// A failed kernel call made by the runtime itself.
     pub fn sys(op: &'static str, object: impl Into<String>, source: Errno) -> Self {
-        RuntimeError::Sys { op, object: object.into(), source }
+        RuntimeError::Sys {
+            op,
+            object: object.into(),
+            source,
+        }
     }
 
     /// A failed file operation.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        RuntimeError::Io { op, path: path.into(), source }
+        RuntimeError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -42,7 +42,10 @@ pub struct HookFailure {
 pub fn run_all(hooks: &[Hook], state: &HookState) -> Result<(), HookFailure> {
     let stdin = serde_json::to_vec(state).unwrap_or_default();
     for hook in hooks {
-        run_one(hook, &stdin).map_err(|reason| HookFailure { path: hook.path().clone(), reason })?;
+        run_one(hook, &stdin).map_err(|reason| HookFailure {
+            path: hook.path().clone(),
+            reason,
+        })?;
     }
     Ok(())
 }
@@ -53,7 +56,9 @@ fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
     if let Some(argv0) = args.first() {
         cmd.arg0(argv0);
     }
-    cmd.args(args.iter().skip(1)).env_clear().stdin(Stdio::piped());
+    cmd.args(args.iter().skip(1))
+        .env_clear()
+        .stdin(Stdio::piped());
     for kv in hook.env().clone().unwrap_or_default() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
@@ -64,7 +69,10 @@ fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
         // A hook that does not read its stdin must not fail the write.
         let _ = pipe.write_all(stdin);
     }
-    let timeout = hook.timeout().filter(|t| *t > 0).map(|t| Duration::from_secs(u64::try_from(t).unwrap_or(0)));
+    let timeout = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(u64::try_from(t).unwrap_or(0)));
     let started = Instant::now();
     loop {
         match child.try_wait() {
@@ -76,7 +84,10 @@ fn run_one(hook: &Hook, stdin: &[u8]) -> Result<(), String> {
         if timeout.is_some_and(|t| started.elapsed() >= t) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("timed out after {}s", timeout.map(|t| t.as_secs()).unwrap_or(0)));
+            return Err(format!(
+                "timed out after {}s",
+                timeout.map(|t| t.as_secs()).unwrap_or(0)
+            ));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -50,11 +50,18 @@ fn write(level: &str, msg: &str) {
         s.push('\n');
         s
     } else {
-        format!("time=\"{}\" level={level} msg={msg:?}\n", crate::sys::time::now_rfc3339())
+        format!(
+            "time=\"{}\" level={level} msg={msg:?}\n",
+            crate::sys::time::now_rfc3339()
+        )
     };
     match &config.file {
         Some(path) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }

@@ -26,12 +26,19 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    log::init(log::LogConfig { file: cli.log.clone(), json: cli.log_format == LogFormat::Json, debug: cli.debug });
+    log::init(log::LogConfig {
+        file: cli.log.clone(),
+        json: cli.log_format == LogFormat::Json,
+        debug: cli.debug,
+    });
     let enters_container = matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_));
     if enters_container && !process::exe::is_cloned() {
         // Returns only if the re-exec failed.
         let e = process::exe::reexec_from_sealed_copy();
-        return fail(&format!("re-execute from a sealed copy of the runtime (CVE-2019-5736 protection): {}", e.err().map(|e| e.to_string()).unwrap_or_default()));
+        return fail(&format!(
+            "re-execute from a sealed copy of the runtime (CVE-2019-5736 protection): {}",
+            e.err().map(|e| e.to_string()).unwrap_or_default()
+        ));
     }
     match cli::dispatch(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -88,7 +88,9 @@ pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
 /// Order and split the spec's namespaces (validated already: no duplicates).
 pub fn plan(namespaces: &[LinuxNamespace]) -> Plan {
     let mut p = Plan::default();
-    p.new_user = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    p.new_user = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
     if p.new_user {
         p.clone_flags |= CloneFlags::CLONE_NEWUSER;
     }
@@ -108,7 +110,11 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Plan {
             }
             (LinuxNamespaceType::User, None) => {}
             (LinuxNamespaceType::Time, None) => p.new_time = true,
-            (_, Some(path)) => p.joins.push(Join { flag, kind, path: path.clone() }),
+            (_, Some(path)) => p.joins.push(Join {
+                flag,
+                kind,
+                path: path.clone(),
+            }),
             (_, None) if p.new_user => p.clone_flags |= flag,
             (_, None) => p.unshare |= flag,
         }
@@ -121,8 +127,18 @@ pub fn open_joins(plan: &Plan) -> Result<Vec<(Join, OwnedFd)>, RuntimeError> {
     plan.joins
         .iter()
         .map(|j| {
-            let fd = nix::fcntl::open(&j.path, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                .map_err(|e| RuntimeError::sys("open namespace", format!("{} {}", j.kind, j.path.display()), e))?;
+            let fd = nix::fcntl::open(
+                &j.path,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| {
+                RuntimeError::sys(
+                    "open namespace",
+                    format!("{} {}", j.kind, j.path.display()),
+                    e,
+                )
+            })?;
             Ok((j.clone(), fd))
         })
         .collect()
@@ -157,7 +173,10 @@ mod tests {
             ns(LinuxNamespaceType::Uts, None),
         ]);
         assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWPID);
-        assert_eq!(p.unshare, CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS);
+        assert_eq!(
+            p.unshare,
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS
+        );
         assert_eq!(p.joins.len(), 1);
         assert_eq!(p.joins[0].kind, "network");
         assert!(p.has_pidns && !p.new_user);
@@ -172,7 +191,12 @@ mod tests {
             ns(LinuxNamespaceType::Ipc, None),
         ]);
         assert!(p.new_user);
-        assert!(p.clone_flags.contains(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID));
+        assert!(p.clone_flags.contains(
+            CloneFlags::CLONE_NEWUSER
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWPID
+        ));
         assert!(p.unshare.is_empty());
     }
 

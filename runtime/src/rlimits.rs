@@ -42,9 +42,17 @@ pub fn plan(rlimits: &[PosixRlimit]) -> Result<Vec<Limit>, String> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let name = serde_json::to_value(r.typ()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let resource = resource(&name).ok_or_else(|| format!("process.rlimits[{i}].type: unknown {name}"))?;
-            Ok(Limit { resource, soft: r.soft(), hard: r.hard() })
+            let name = serde_json::to_value(r.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let resource = resource(&name)
+                .ok_or_else(|| format!("process.rlimits[{i}].type: unknown {name}"))?;
+            Ok(Limit {
+                resource,
+                soft: r.soft(),
+                hard: r.hard(),
+            })
         })
         .collect()
 }
@@ -52,11 +60,17 @@ pub fn plan(rlimits: &[PosixRlimit]) -> Result<Vec<Limit>, String> {
 /// Apply each limit; raising a hard limit needs CAP_SYS_RESOURCE, and the error says so.
 pub fn apply(limits: &[Limit]) -> Result<(), String> {
     for l in limits {
-        let lim = libc::rlimit { rlim_cur: l.soft, rlim_max: l.hard };
+        let lim = libc::rlimit {
+            rlim_cur: l.soft,
+            rlim_max: l.hard,
+        };
         // SAFETY: setrlimit only reads the struct, which lives across the call.
         if unsafe { libc::setrlimit(l.resource, &lim) } != 0 {
             let e = std::io::Error::last_os_error();
-            return Err(format!("setrlimit resource {} to {}/{}: {e}", l.resource, l.soft, l.hard));
+            return Err(format!(
+                "setrlimit resource {} to {}/{}: {e}",
+                l.resource, l.soft, l.hard
+            ));
         }
     }
     Ok(())

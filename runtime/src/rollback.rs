@@ -7,7 +7,11 @@ pub struct Rollback(Vec<(&'static str, Box<dyn FnOnce() -> Result<(), String>>)>
 
 impl Rollback {
     /// Register `undo` for the object `step` just created.
-    pub fn on_failure(&mut self, step: &'static str, undo: impl FnOnce() -> Result<(), String> + 'static) {
+    pub fn on_failure(
+        &mut self,
+        step: &'static str,
+        undo: impl FnOnce() -> Result<(), String> + 'static,
+    ) {
         self.0.push((step, Box::new(undo)));
     }
 

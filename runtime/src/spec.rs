@@ -9,48 +9,85 @@ use std::path::{Component, Path, PathBuf};
 /// Read and parse `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, RuntimeError> {
     let path = bundle.join("config.json");
-    let bytes = std::fs::read(&path).map_err(|source| RuntimeError::ReadConfig { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| RuntimeError::ReadConfig {
+        path: path.clone(),
+        source,
+    })?;
     serde_json::from_slice(&bytes).map_err(|source| RuntimeError::ParseConfig { path, source })
 }
 
 /// The bundle's rootfs as an absolute path, checked to be a directory.
 pub fn rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf, RuntimeError> {
-    let root = spec.root().as_ref().ok_or_else(|| RuntimeError::spec("root", "missing"))?;
-    let path = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
-    let canonical = std::fs::canonicalize(&path)
-        .map_err(|e| RuntimeError::spec("root.path", format!("rootfs {} does not exist: {e}", path.display())))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::spec("root", "missing"))?;
+    let path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let canonical = std::fs::canonicalize(&path).map_err(|e| {
+        RuntimeError::spec(
+            "root.path",
+            format!("rootfs {} does not exist: {e}", path.display()),
+        )
+    })?;
     if !canonical.is_dir() {
-        return Err(RuntimeError::spec("root.path", format!("rootfs {} is not a directory", path.display())));
+        return Err(RuntimeError::spec(
+            "root.path",
+            format!("rootfs {} is not a directory", path.display()),
+        ));
     }
     Ok(canonical)
 }
 
 /// Refuse what berth-runtime does not implement, and what is inconsistent, naming the field.
 pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
-    let process = spec.process().as_ref().ok_or_else(|| RuntimeError::spec("process", "missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::spec("process", "missing"))?;
     validate_process(process)?;
-    let linux = spec.linux().as_ref().ok_or_else(|| RuntimeError::spec("linux", "missing"))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::spec("linux", "missing"))?;
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let mut seen = HashSet::new();
     for (i, ns) in namespaces.iter().enumerate() {
         if !seen.insert(ns.typ()) {
-            return Err(RuntimeError::spec(format!("linux.namespaces[{i}]"), format!("duplicate namespace {:?}", ns.typ())));
+            return Err(RuntimeError::spec(
+                format!("linux.namespaces[{i}]"),
+                format!("duplicate namespace {:?}", ns.typ()),
+            ));
         }
         if let Some(path) = ns.path() {
             if !path.is_absolute() {
-                return Err(RuntimeError::spec(format!("linux.namespaces[{i}].path"), "must be absolute"));
+                return Err(RuntimeError::spec(
+                    format!("linux.namespaces[{i}].path"),
+                    "must be absolute",
+                ));
             }
         }
     }
     let has = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
-    let new_user = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let new_user = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     if new_user && !has_maps {
-        return Err(RuntimeError::spec("linux.uidMappings", "a new user namespace needs uid and gid mappings"));
+        return Err(RuntimeError::spec(
+            "linux.uidMappings",
+            "a new user namespace needs uid and gid mappings",
+        ));
     }
     if has_maps && !new_user {
-        return Err(RuntimeError::spec("linux.uidMappings", "mappings are only valid with a new user namespace"));
+        return Err(RuntimeError::spec(
+            "linux.uidMappings",
+            "mappings are only valid with a new user namespace",
+        ));
     }
     if new_user && namespaces.iter().any(|n| n.path().is_some()) {
         return Err(RuntimeError::spec(
@@ -59,10 +96,16 @@ pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
         ));
     }
     if !has(LinuxNamespaceType::Mount) {
-        return Err(RuntimeError::spec("linux.namespaces", "a mount namespace is required"));
+        return Err(RuntimeError::spec(
+            "linux.namespaces",
+            "a mount namespace is required",
+        ));
     }
     if (spec.hostname().is_some() || spec.domainname().is_some()) && !has(LinuxNamespaceType::Uts) {
-        return Err(RuntimeError::spec("hostname", "setting a hostname needs a private UTS namespace"));
+        return Err(RuntimeError::spec(
+            "hostname",
+            "setting a hostname needs a private UTS namespace",
+        ));
     }
     if let Some(sysctl) = linux.sysctl() {
         for key in sysctl.keys() {
@@ -71,9 +114,13 @@ pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
     }
     refuse(linux.intel_rdt().is_some(), "linux.intelRdt")?;
     refuse(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
-    refuse(linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()), "linux.netDevices")?;
     refuse(
-        linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !has(LinuxNamespaceType::Time),
+        linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+        "linux.netDevices",
+    )?;
+    refuse(
+        linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
+            && !has(LinuxNamespaceType::Time),
         "linux.timeOffsets (without a time namespace)",
     )?;
     if let Some(rdma) = linux.resources().as_ref().and_then(|r| r.rdma().as_ref()) {
@@ -81,49 +128,83 @@ pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
     }
     if let Some(label) = linux.mount_label() {
         if !label.is_empty() && !crate::lsm::selinux_enabled() {
-            return Err(RuntimeError::spec("linux.mountLabel", "SELinux is not enabled on this host"));
+            return Err(RuntimeError::spec(
+                "linux.mountLabel",
+                "SELinux is not enabled on this host",
+            ));
         }
     }
     for (i, m) in spec.mounts().clone().unwrap_or_default().iter().enumerate() {
-        check_destination(m.destination()).map_err(|reason| RuntimeError::spec(format!("mounts[{i}].destination"), reason))?;
+        check_destination(m.destination())
+            .map_err(|reason| RuntimeError::spec(format!("mounts[{i}].destination"), reason))?;
     }
     for field in ["maskedPaths", "readonlyPaths"] {
-        let paths = if field == "maskedPaths" { linux.masked_paths() } else { linux.readonly_paths() };
+        let paths = if field == "maskedPaths" {
+            linux.masked_paths()
+        } else {
+            linux.readonly_paths()
+        };
         for (i, p) in paths.clone().unwrap_or_default().iter().enumerate() {
-            check_destination(Path::new(p)).map_err(|reason| RuntimeError::spec(format!("linux.{field}[{i}]"), reason))?;
+            check_destination(Path::new(p))
+                .map_err(|reason| RuntimeError::spec(format!("linux.{field}[{i}]"), reason))?;
         }
     }
     if let Some(prop) = linux.rootfs_propagation() {
-        crate::rootfs::mounts::propagation_flag(prop)
-            .ok_or_else(|| RuntimeError::spec("linux.rootfsPropagation", format!("unknown propagation {prop:?}")))?;
+        crate::rootfs::mounts::propagation_flag(prop).ok_or_else(|| {
+            RuntimeError::spec(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {prop:?}"),
+            )
+        })?;
     }
     Ok(())
 }
 
 fn validate_process(process: &oci_spec::runtime::Process) -> Result<(), RuntimeError> {
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(RuntimeError::spec("process.args", "must name the program to run"));
+        return Err(RuntimeError::spec(
+            "process.args",
+            "must name the program to run",
+        ));
     }
     if !process.cwd().is_absolute() {
-        return Err(RuntimeError::spec("process.cwd", "must be an absolute path"));
+        return Err(RuntimeError::spec(
+            "process.cwd",
+            "must be an absolute path",
+        ));
     }
     refuse(process.scheduler().is_some(), "process.scheduler")?;
-    refuse(process.exec_cpu_affinity().is_some(), "process.execCPUAffinity")?;
-    refuse(process.command_line().is_some(), "process.commandLine (Windows only)")?;
+    refuse(
+        process.exec_cpu_affinity().is_some(),
+        "process.execCPUAffinity",
+    )?;
+    refuse(
+        process.command_line().is_some(),
+        "process.commandLine (Windows only)",
+    )?;
     if let Some(profile) = process.apparmor_profile() {
         if !profile.is_empty() && !crate::lsm::apparmor_enabled() {
-            return Err(RuntimeError::spec("process.apparmorProfile", "AppArmor is not enabled on this host"));
+            return Err(RuntimeError::spec(
+                "process.apparmorProfile",
+                "AppArmor is not enabled on this host",
+            ));
         }
     }
     if let Some(label) = process.selinux_label() {
         if !label.is_empty() && !crate::lsm::selinux_enabled() {
-            return Err(RuntimeError::spec("process.selinuxLabel", "SELinux is not enabled on this host"));
+            return Err(RuntimeError::spec(
+                "process.selinuxLabel",
+                "SELinux is not enabled on this host",
+            ));
         }
     }
     if let Some(rlimits) = process.rlimits() {
         for (i, r) in rlimits.iter().enumerate() {
             if r.soft() > r.hard() {
-                return Err(RuntimeError::spec(format!("process.rlimits[{i}]"), "soft limit above hard limit"));
+                return Err(RuntimeError::spec(
+                    format!("process.rlimits[{i}]"),
+                    "soft limit above hard limit",
+                ));
             }
         }
     }
@@ -140,10 +221,19 @@ fn refuse(present: bool, field: &str) -> Result<(), RuntimeError> {
 
 /// Which namespace a sysctl belongs to; sysctls outside a namespace the container owns would
 /// change the host, so they are refused.
-fn validate_sysctl(key: &str, has: &impl Fn(LinuxNamespaceType) -> bool) -> Result<(), RuntimeError> {
+fn validate_sysctl(
+    key: &str,
+    has: &impl Fn(LinuxNamespaceType) -> bool,
+) -> Result<(), RuntimeError> {
     const IPC: [&str; 8] = [
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     let field = format!("linux.sysctl.{key}");
     let need = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
@@ -159,7 +249,10 @@ fn validate_sysctl(key: &str, has: &impl Fn(LinuxNamespaceType) -> bool) -> Resu
         return Err(RuntimeError::spec(field, "invalid name"));
     }
     if !has(need) {
-        return Err(RuntimeError::spec(field, format!("needs a private {need:?} namespace")));
+        return Err(RuntimeError::spec(
+            field,
+            format!("needs a private {need:?} namespace"),
+        ));
     }
     Ok(())
 }
@@ -212,16 +305,47 @@ mod tests {
     #[test]
     fn refusals_name_the_field() {
         let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
-            (Box::new(|v| v["linux"]["namespaces"][1]["type"] = "mount".into()), "linux.namespaces[1]"),
+            (
+                Box::new(|v| v["linux"]["namespaces"][1]["type"] = "mount".into()),
+                "linux.namespaces[1]",
+            ),
             (Box::new(|v| v["hostname"] = "x".into()), "hostname"),
-            (Box::new(|v| v["linux"]["namespaces"][2] = serde_json::json!({"type":"user"})), "linux.uidMappings"),
-            (Box::new(|v| v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward":"1"})), "linux.sysctl.net.ipv4.ip_forward"),
-            (Box::new(|v| v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness":"1"})), "linux.sysctl.vm.swappiness"),
-            (Box::new(|v| v["mounts"] = serde_json::json!([{"destination":"/../../etc","type":"tmpfs"}])), "mounts[0].destination"),
-            (Box::new(|v| v["mounts"] = serde_json::json!([{"destination":"rel","type":"tmpfs"}])), "mounts[0].destination"),
-            (Box::new(|v| v["process"]["args"] = serde_json::json!([])), "process.args"),
-            (Box::new(|v| v["linux"]["intelRdt"] = serde_json::json!({"closID":"x"})), "linux.intelRdt"),
-            (Box::new(|v| v["linux"]["rootfsPropagation"] = "sideways".into()), "linux.rootfsPropagation"),
+            (
+                Box::new(|v| v["linux"]["namespaces"][2] = serde_json::json!({"type":"user"})),
+                "linux.uidMappings",
+            ),
+            (
+                Box::new(|v| v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward":"1"})),
+                "linux.sysctl.net.ipv4.ip_forward",
+            ),
+            (
+                Box::new(|v| v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness":"1"})),
+                "linux.sysctl.vm.swappiness",
+            ),
+            (
+                Box::new(|v| {
+                    v["mounts"] = serde_json::json!([{"destination":"/../../etc","type":"tmpfs"}])
+                }),
+                "mounts[0].destination",
+            ),
+            (
+                Box::new(|v| {
+                    v["mounts"] = serde_json::json!([{"destination":"rel","type":"tmpfs"}])
+                }),
+                "mounts[0].destination",
+            ),
+            (
+                Box::new(|v| v["process"]["args"] = serde_json::json!([])),
+                "process.args",
+            ),
+            (
+                Box::new(|v| v["linux"]["intelRdt"] = serde_json::json!({"closID":"x"})),
+                "linux.intelRdt",
+            ),
+            (
+                Box::new(|v| v["linux"]["rootfsPropagation"] = "sideways".into()),
+                "linux.rootfsPropagation",
+            ),
         ];
         for (patch, field) in cases {
             let err = with(patch).unwrap_err().to_string();

@@ -105,10 +105,13 @@ fn processes(found: &mut Vec<String>) {
             continue; // a kernel thread or a zombie: nothing left running
         }
         let cgroup = fs::read_to_string(proc.join("cgroup")).unwrap_or_default();
-        let by_name = contains_test_name(&cmdline)
-            || ["berth-runtime", "berth-netd", "berth-agent"]
-                .iter()
-                .any(|b| cmdline.contains(b));
+        // The program itself, not its arguments: `cargo build -p berth-agent` is not a leak.
+        let argv0 = cmdline.split(' ').next().unwrap_or_default();
+        let program = argv0.rsplit('/').next().unwrap_or_default();
+        let by_name = contains_test_name(argv0)
+            || ["berth-runtime", "berth-netd", "berth-agent", "berth-probe"].contains(&program)
+            || (contains_test_name(&cmdline)
+                && !["cargo", "rustc", "cargo-clippy"].contains(&program));
         let by_cgroup = cgroup.lines().any(|l| {
             l.rsplit(':')
                 .next()

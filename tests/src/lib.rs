@@ -13,6 +13,7 @@ pub mod guard;
 pub mod leaks;
 pub mod names;
 pub mod rootfs;
+pub mod runtime;
 pub mod wait;
 
 pub use env::{bin_path, require_root, workspace_root};

@@ -36,11 +36,14 @@ pub enum Controller {
     NetPrio,
     /// rdma.
     Rdma,
+    /// The named `name=systemd` hierarchy (no controller): joined so that a container's
+    /// /proc/self/cgroup names its own cgroup in every hierarchy, as with runc.
+    NamedSystemd,
 }
 
 impl Controller {
     /// Every controller, in the order they are created and joined.
-    pub const ALL: [Controller; 12] = [
+    pub const ALL: [Controller; 13] = [
         Controller::Cpuset,
         Controller::Cpu,
         Controller::Cpuacct,
@@ -53,6 +56,7 @@ impl Controller {
         Controller::NetCls,
         Controller::NetPrio,
         Controller::Rdma,
+        Controller::NamedSystemd,
     ];
 
     /// The kernel's name for it (`cpuacct`, `net_cls`, ...).
@@ -70,6 +74,7 @@ impl Controller {
             Self::NetCls => "net_cls",
             Self::NetPrio => "net_prio",
             Self::Rdma => "rdma",
+            Self::NamedSystemd => "name=systemd",
         }
     }
 
@@ -252,7 +257,15 @@ mod tests {
             controllers[&Controller::Cpuacct],
             Path::new("/sys/fs/cgroup/cpuacct")
         );
-        assert_eq!(controllers.len(), 3, "name=systemd is not a controller");
+        assert_eq!(
+            controllers.len(),
+            4,
+            "cpu, cpuacct, memory and the named systemd hierarchy"
+        );
+        assert_eq!(
+            controllers[&Controller::NamedSystemd],
+            Path::new("/sys/fs/cgroup/systemd")
+        );
     }
 
     #[test]

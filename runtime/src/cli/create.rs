@@ -64,7 +64,8 @@ struct Prepared {
 }
 
 fn prepare(id: &ContainerId, a: &CreateArgs) -> Result<Prepared, RuntimeError> {
-    let bundle = std::fs::canonicalize(&a.bundle).map_err(|e| RuntimeError::io("open bundle", &a.bundle, e))?;
+    let bundle = std::fs::canonicalize(&a.bundle)
+        .map_err(|e| RuntimeError::io("open bundle", &a.bundle, e))?;
     let spec = spec::load(&bundle)?;
     spec::validate(&spec)?;
     let rootfs = spec::rootfs(&bundle, &spec)?;
@@ -72,20 +73,56 @@ fn prepare(id: &ContainerId, a: &CreateArgs) -> Result<Prepared, RuntimeError> {
     let process = spec.process().clone().unwrap_or_default();
     let plan = namespaces::plan(&linux.namespaces().clone().unwrap_or_default());
     let layout = berth_cgroups::detect().map_err(RuntimeError::Cgroup)?;
-    let cgroup_path = berth_cgroups::cgroup_path(linux.cgroups_path().as_deref(), id.as_str()).map_err(RuntimeError::Cgroup)?;
+    let cgroup_path = berth_cgroups::cgroup_path(linux.cgroups_path().as_deref(), id.as_str())
+        .map_err(RuntimeError::Cgroup)?;
     if let Some(res) = linux.resources() {
         berth_cgroups::validate(res, &layout).map_err(RuntimeError::Cgroup)?;
     }
-    let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose().map_err(|e| RuntimeError::spec("linux.seccomp", e.to_string()))?;
-    let caps = process.capabilities().as_ref().map(capabilities::plan).transpose().map_err(|e| RuntimeError::spec("process.capabilities", e))?;
-    let rlimits = rlimits::plan(&process.rlimits().clone().unwrap_or_default()).map_err(|e| RuntimeError::spec("process.rlimits", e))?;
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(seccomp::compile)
+        .transpose()
+        .map_err(|e| RuntimeError::spec("linux.seccomp", e.to_string()))?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(capabilities::plan)
+        .transpose()
+        .map_err(|e| RuntimeError::spec("process.capabilities", e))?;
+    let rlimits = rlimits::plan(&process.rlimits().clone().unwrap_or_default())
+        .map_err(|e| RuntimeError::spec("process.rlimits", e))?;
     let console = match (process.terminal().unwrap_or(false), &a.console_socket) {
-        (true, Some(path)) => Some(tty::connect_console_socket(path).map_err(|e| RuntimeError::Usage { flag: "--console-socket", reason: e })?),
-        (true, None) => return Err(RuntimeError::Usage { flag: "--console-socket", reason: "process.terminal is set: a console socket is required".into() }),
+        (true, Some(path)) => {
+            Some(
+                tty::connect_console_socket(path).map_err(|e| RuntimeError::Usage {
+                    flag: "--console-socket",
+                    reason: e,
+                })?,
+            )
+        }
+        (true, None) => {
+            return Err(RuntimeError::Usage {
+                flag: "--console-socket",
+                reason: "process.terminal is set: a console socket is required".into(),
+            })
+        }
         (false, _) => None,
     };
     let joins = namespaces::open_joins(&plan)?;
-    Ok(Prepared { spec, bundle, rootfs, plan, joins, layout, cgroup_path, seccomp, caps, rlimits, console })
+    Ok(Prepared {
+        spec,
+        bundle,
+        rootfs,
+        plan,
+        joins,
+        layout,
+        cgroup_path,
+        seccomp,
+        caps,
+        rlimits,
+        console,
+    })
 }
 
 /// Create the container and return its locked directory and record.
@@ -95,20 +132,32 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
     let dir = ContainerDir::create(&ctx.root, &id)?;
     let mut rb = Rollback::default();
     let dir_path = dir.path.clone();
-    rb.on_failure("remove state dir", move || std::fs::remove_dir_all(&dir_path).map_err(|e| e.to_string()));
+    rb.on_failure("remove state dir", move || {
+        std::fs::remove_dir_all(&dir_path).map_err(|e| e.to_string())
+    });
     nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| RuntimeError::sys("mkfifo", dir.fifo().display().to_string(), e))?;
+    // Init may run as another user (or as root of a user namespace) when it opens the fifo
+    // for writing: the mode must survive the umask.
+    std::fs::set_permissions(
+        dir.fifo(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .map_err(|e| RuntimeError::io("chmod", dir.fifo(), e))?;
     let cg = berth_cgroups::manager(&p.layout, &p.cgroup_path);
     let existed = cg.exists();
     cg.create().map_err(RuntimeError::Cgroup)?;
     if !existed {
         let cg2 = berth_cgroups::manager(&p.layout, &p.cgroup_path);
-        rb.on_failure("remove cgroup", move || cg2.remove().map_err(|e| e.to_string()));
+        rb.on_failure("remove cgroup", move || {
+            cg2.remove().map_err(|e| e.to_string())
+        });
     }
     if let Some(res) = crate::devices_cgroup::effective_resources(&p.spec) {
         cg.apply(&res).map_err(RuntimeError::Cgroup)?;
     }
-    let (ours, theirs) = sync::pair().map_err(|e| RuntimeError::sys("socketpair", "sync channel", e))?;
+    let (ours, theirs) =
+        sync::pair().map_err(|e| RuntimeError::sys("socketpair", "sync channel", e))?;
     if let Some(path) = &p.plan.join_pid {
         join_pid_namespace(path)?;
     }
@@ -135,7 +184,9 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
     };
     let clone_flags = args.plan.clone_flags;
     // SAFETY: berth-runtime is single-threaded (it never starts a thread).
-    let pid = match unsafe { clone_process(clone_flags) }.map_err(|e| RuntimeError::sys("clone", "container init", e))? {
+    let pid = match unsafe { clone_process(clone_flags) }
+        .map_err(|e| RuntimeError::sys("clone", "container init", e))?
+    {
         Cloned::Child => {
             // The lock belongs to the runtime; init must not keep the container locked.
             dir.forget_lock_in_child();
@@ -157,13 +208,16 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
             .map_err(|e| RuntimeError::spec("process.oomScoreAdj", format!("set {score}: {e}")))?;
     }
-    ours.send(&ToInit::Proceed).map_err(|reason| RuntimeError::Sync { reason })?;
+    ours.send(&ToInit::Proceed)
+        .map_err(|reason| RuntimeError::Sync { reason })?;
     wait_ready(&ours, pid, &spec, &id, &bundle)?;
     let record = Record {
         oci_version: spec.version().clone(),
         id: id.to_string(),
         pid: pid.as_raw(),
-        pid_start_time: sys::proc::stat(pid.as_raw()).map(|s| s.start_time).map_err(|e| RuntimeError::io("read", format!("/proc/{pid}/stat"), e))?,
+        pid_start_time: sys::proc::stat(pid.as_raw())
+            .map(|s| s.start_time)
+            .map_err(|e| RuntimeError::io("read", format!("/proc/{pid}/stat"), e))?,
         bundle,
         rootfs,
         created: sys::time::now_rfc3339(),
@@ -181,9 +235,18 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
     Ok((dir, record))
 }
 
-fn wait_ready(ch: &sync::Channel, pid: Pid, spec: &Spec, id: &ContainerId, bundle: &Path) -> Result<(), RuntimeError> {
+fn wait_ready(
+    ch: &sync::Channel,
+    pid: Pid,
+    spec: &Spec,
+    id: &ContainerId,
+    bundle: &Path,
+) -> Result<(), RuntimeError> {
     loop {
-        match ch.recv::<FromInit>().map_err(|reason| RuntimeError::Sync { reason })? {
+        match ch
+            .recv::<FromInit>()
+            .map_err(|reason| RuntimeError::Sync { reason })?
+        {
             Some(FromInit::Ready) => return Ok(()),
             Some(FromInit::Failed { message }) => return Err(RuntimeError::Init { message }),
             Some(FromInit::RunHooks) => {
@@ -198,13 +261,26 @@ fn wait_ready(ch: &sync::Channel, pid: Pid, spec: &Spec, id: &ContainerId, bundl
                 let h = spec.hooks().clone().unwrap_or_default();
                 #[allow(deprecated)]
                 let prestart = h.prestart().clone().unwrap_or_default();
-                for (kind, list) in [("prestart", prestart), ("createRuntime", h.create_runtime().clone().unwrap_or_default())] {
-                    hooks::run_all(&list, &state).map_err(|f| RuntimeError::Hook { kind, path: f.path, reason: f.reason })?;
+                for (kind, list) in [
+                    ("prestart", prestart),
+                    (
+                        "createRuntime",
+                        h.create_runtime().clone().unwrap_or_default(),
+                    ),
+                ] {
+                    hooks::run_all(&list, &state).map_err(|f| RuntimeError::Hook {
+                        kind,
+                        path: f.path,
+                        reason: f.reason,
+                    })?;
                 }
-                ch.send(&ToInit::HooksDone).map_err(|reason| RuntimeError::Sync { reason })?;
+                ch.send(&ToInit::HooksDone)
+                    .map_err(|reason| RuntimeError::Sync { reason })?;
             }
             None => {
-                let status = waitpid(pid, None).map(|s| format!("{s:?}")).unwrap_or_else(|e| e.to_string());
+                let status = waitpid(pid, None)
+                    .map(|s| format!("{s:?}"))
+                    .unwrap_or_else(|e| e.to_string());
                 return Err(RuntimeError::InitDied { status });
             }
         }
@@ -212,30 +288,57 @@ fn wait_ready(ch: &sync::Channel, pid: Pid, spec: &Spec, id: &ContainerId, bundl
 }
 
 fn join_pid_namespace(path: &Path) -> Result<(), RuntimeError> {
-    let fd = nix::fcntl::open(path, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| RuntimeError::sys("open pid namespace", path.display().to_string(), e))?;
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::sys("open pid namespace", path.display().to_string(), e))?;
     // Only children enter the namespace: the runtime itself stays where it is.
-    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| RuntimeError::sys("join pid namespace", path.display().to_string(), e))
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID)
+        .map_err(|e| RuntimeError::sys("join pid namespace", path.display().to_string(), e))
 }
 
 fn write_id_maps(pid: Pid, spec: &Spec) -> Result<(), RuntimeError> {
     let linux = spec.linux().clone().unwrap_or_default();
-    for (file, maps) in [("uid_map", linux.uid_mappings().clone()), ("gid_map", linux.gid_mappings().clone())] {
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings().clone()),
+        ("gid_map", linux.gid_mappings().clone()),
+    ] {
         let text: String = maps
             .unwrap_or_default()
             .iter()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect();
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, text).map_err(|e| RuntimeError::spec(format!("linux.{}", if file == "uid_map" { "uidMappings" } else { "gidMappings" }), format!("write {path}: {e}")))?;
+        std::fs::write(&path, text).map_err(|e| {
+            RuntimeError::spec(
+                format!(
+                    "linux.{}",
+                    if file == "uid_map" {
+                        "uidMappings"
+                    } else {
+                        "gidMappings"
+                    }
+                ),
+                format!("write {path}: {e}"),
+            )
+        })?;
     }
     Ok(())
 }
 
 /// Write the pid file atomically (conmon and containerd read it as soon as create returns).
 pub fn write_pid_file(path: &Path, pid: Pid) -> Result<(), RuntimeError> {
-    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
     let dir = abs.parent().unwrap_or(Path::new("/"));
-    let name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     crate::container::state::write_atomic(dir, &name, pid.as_raw().to_string().as_bytes())
 }

@@ -32,7 +32,11 @@ pub fn run(ctx: &Ctx, a: &DeleteArgs) -> Result<(), RuntimeError> {
         Status::Created => stop_all(&record)?,
         Status::Running | Status::Paused if a.force => stop_all(&record)?,
         Status::Running | Status::Paused => {
-            return Err(RuntimeError::WrongStatus { id: a.id.clone(), status: status.as_str(), what: "stop it first or use --force" })
+            return Err(RuntimeError::WrongStatus {
+                id: a.id.clone(),
+                status: status.as_str(),
+                what: "stop it first or use --force",
+            })
         }
     }
     destroy(dir, &record)
@@ -49,13 +53,18 @@ pub fn stop_all(record: &Record) -> Result<(), RuntimeError> {
             .pids()
             .map_err(RuntimeError::Cgroup)?
             .into_iter()
-            .filter(|p| crate::sys::proc::stat(*p).is_ok_and(|s| s.status == crate::sys::proc::ProcessStatus::Live))
+            .filter(|p| {
+                crate::sys::proc::stat(*p)
+                    .is_ok_and(|s| s.status == crate::sys::proc::ProcessStatus::Live)
+            })
             .collect();
         if live.is_empty() && !crate::container::state::is_alive(record) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(RuntimeError::Timeout { what: format!("processes {live:?} of container {} to die", record.id) });
+            return Err(RuntimeError::Timeout {
+                what: format!("processes {live:?} of container {} to die", record.id),
+            });
         }
         super::kill::signal_all(record, Signal::SIGKILL)?;
         std::thread::sleep(Duration::from_millis(5));
@@ -68,7 +77,11 @@ pub fn destroy(dir: ContainerDir, record: &Record) -> Result<(), RuntimeError> {
     cg.remove().map_err(RuntimeError::Cgroup)?;
     let spec = dir.load_config().ok();
     dir.remove()?;
-    if let Some(list) = spec.as_ref().and_then(|s| s.hooks().as_ref()).and_then(|h| h.poststop().clone()) {
+    if let Some(list) = spec
+        .as_ref()
+        .and_then(|s| s.hooks().as_ref())
+        .and_then(|h| h.poststop().clone())
+    {
         let state = HookState {
             oci_version: record.oci_version.clone(),
             id: record.id.clone(),

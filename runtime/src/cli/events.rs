@@ -20,8 +20,14 @@ pub struct EventsArgs {
 }
 
 fn parse_interval(s: &str) -> Result<Duration, RuntimeError> {
-    let bad = || RuntimeError::Usage { flag: "--interval", reason: format!("invalid duration {s:?}") };
-    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let bad = || RuntimeError::Usage {
+        flag: "--interval",
+        reason: format!("invalid duration {s:?}"),
+    };
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
     let n: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "ms" => n / 1000.0,
@@ -41,9 +47,15 @@ pub fn run(ctx: &Ctx, a: &EventsArgs) -> Result<(), RuntimeError> {
     loop {
         let (dir, record) = ctx.open(&a.id)?;
         if super::status_of(&dir, &record) == Status::Stopped {
-            return Err(RuntimeError::WrongStatus { id: a.id.clone(), status: "stopped", what: "no events for a stopped container" });
+            return Err(RuntimeError::WrongStatus {
+                id: a.id.clone(),
+                status: "stopped",
+                what: "no events for a stopped container",
+            });
         }
-        let stats = super::cgroup_of(&record)?.stats().map_err(RuntimeError::Cgroup)?;
+        let stats = super::cgroup_of(&record)?
+            .stats()
+            .map_err(RuntimeError::Cgroup)?;
         drop(dir);
         let event = serde_json::json!({ "type": "stats", "id": a.id, "data": stats });
         println!("{event}");

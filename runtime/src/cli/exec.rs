@@ -6,7 +6,9 @@ use super::Ctx;
 use crate::container::Status;
 use crate::error::RuntimeError;
 use crate::namespaces::{flag_of, proc_name};
-use crate::process::init::{apply_lsm_labels, change_identity, check_cwd_inside, cstring, find_executable, load_seccomp};
+use crate::process::init::{
+    apply_lsm_labels, change_identity, check_cwd_inside, cstring, find_executable, load_seccomp,
+};
 use crate::process::sync::{self, FromInit, ToInit};
 use crate::sys::clone::{clone_process, Cloned};
 use crate::{capabilities, rlimits, seccomp, sys, tty};
@@ -78,15 +80,27 @@ pub struct ExecArgs {
 /// Build the process to run: the --process file, or the container's process with the flags.
 pub fn process_spec(spec: &Spec, a: &ExecArgs) -> Result<Process, RuntimeError> {
     if let Some(path) = &a.process {
-        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::ProcessFile { path: path.clone(), reason: e.to_string() })?;
-        let p: Process = serde_json::from_str(&text).map_err(|e| RuntimeError::ProcessFile { path: path.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::ProcessFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let p: Process = serde_json::from_str(&text).map_err(|e| RuntimeError::ProcessFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         if p.args().as_ref().is_none_or(|x| x.is_empty()) {
-            return Err(RuntimeError::ProcessFile { path: path.clone(), reason: "args is empty".into() });
+            return Err(RuntimeError::ProcessFile {
+                path: path.clone(),
+                reason: "args is empty".into(),
+            });
         }
         return Ok(p);
     }
     if a.command.is_empty() {
-        return Err(RuntimeError::Usage { flag: "exec", reason: "a command is required (or --process)".into() });
+        return Err(RuntimeError::Usage {
+            flag: "exec",
+            reason: "a command is required (or --process)".into(),
+        });
     }
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(a.command.clone()));
@@ -99,8 +113,15 @@ pub fn process_spec(spec: &Spec, a: &ExecArgs) -> Result<Process, RuntimeError> 
     }
     if let Some(u) = &a.user {
         let mut user = p.user().clone();
-        let (uid, gid) = u.split_once(':').map_or((u.as_str(), None), |(x, y)| (x, Some(y)));
-        let parse = |s: &str| s.parse::<u32>().map_err(|_| RuntimeError::Usage { flag: "--user", reason: format!("{u:?} is not uid[:gid]") });
+        let (uid, gid) = u
+            .split_once(':')
+            .map_or((u.as_str(), None), |(x, y)| (x, Some(y)));
+        let parse = |s: &str| {
+            s.parse::<u32>().map_err(|_| RuntimeError::Usage {
+                flag: "--user",
+                reason: format!("{u:?} is not uid[:gid]"),
+            })
+        };
         user.set_uid(parse(uid)?);
         user.set_gid(gid.map(parse).transpose()?.unwrap_or(0));
         user.set_additional_gids(None);
@@ -147,30 +168,72 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32, RuntimeError> {
     match status {
         Status::Running | Status::Created => {}
         Status::Paused if a.ignore_paused => {}
-        _ => return Err(RuntimeError::WrongStatus { id: a.id.clone(), status: status.as_str(), what: "cannot exec in it" }),
+        _ => {
+            return Err(RuntimeError::WrongStatus {
+                id: a.id.clone(),
+                status: status.as_str(),
+                what: "cannot exec in it",
+            })
+        }
     }
     let spec = dir.load_config()?;
     drop(dir);
     let process = process_spec(&spec, a)?;
     let linux = spec.linux().clone().unwrap_or_default();
-    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose().map_err(|e| RuntimeError::spec("linux.seccomp", e.to_string()))?;
-    let caps = process.capabilities().as_ref().map(capabilities::plan).transpose().map_err(|e| RuntimeError::spec("process.capabilities", e))?;
-    let limits = rlimits::plan(&process.rlimits().clone().unwrap_or_default()).map_err(|e| RuntimeError::spec("process.rlimits", e))?;
+    let filter = linux
+        .seccomp()
+        .as_ref()
+        .map(seccomp::compile)
+        .transpose()
+        .map_err(|e| RuntimeError::spec("linux.seccomp", e.to_string()))?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(capabilities::plan)
+        .transpose()
+        .map_err(|e| RuntimeError::spec("process.capabilities", e))?;
+    let limits = rlimits::plan(&process.rlimits().clone().unwrap_or_default())
+        .map_err(|e| RuntimeError::spec("process.rlimits", e))?;
     let console = match (process.terminal().unwrap_or(false), &a.console_socket) {
-        (true, Some(p)) => Some(tty::connect_console_socket(p).map_err(|e| RuntimeError::Usage { flag: "--console-socket", reason: e })?),
-        (true, None) => return Err(RuntimeError::Usage { flag: "--console-socket", reason: "--tty needs a console socket".into() }),
+        (true, Some(p)) => {
+            Some(
+                tty::connect_console_socket(p).map_err(|e| RuntimeError::Usage {
+                    flag: "--console-socket",
+                    reason: e,
+                })?,
+            )
+        }
+        (true, None) => {
+            return Err(RuntimeError::Usage {
+                flag: "--console-socket",
+                reason: "--tty needs a console socket".into(),
+            })
+        }
         _ => None,
     };
     let joins = open_namespaces(record.pid, &linux.namespaces().clone().unwrap_or_default())?;
     if let Some((_, pidns)) = joins.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWPID) {
-        nix::sched::setns(pidns, CloneFlags::CLONE_NEWPID).map_err(|e| RuntimeError::sys("join pid namespace of", &a.id, e))?;
+        nix::sched::setns(pidns, CloneFlags::CLONE_NEWPID)
+            .map_err(|e| RuntimeError::sys("join pid namespace of", &a.id, e))?;
     }
-    let (ours, theirs) = sync::pair().map_err(|e| RuntimeError::sys("socketpair", "exec sync", e))?;
+    let (ours, theirs) =
+        sync::pair().map_err(|e| RuntimeError::sys("socketpair", "exec sync", e))?;
     // SAFETY: berth-runtime is single-threaded.
-    let pid = match unsafe { clone_process(CloneFlags::empty()) }.map_err(|e| RuntimeError::sys("fork", "exec process", e))? {
+    let pid = match unsafe { clone_process(CloneFlags::empty()) }
+        .map_err(|e| RuntimeError::sys("fork", "exec process", e))?
+    {
         Cloned::Child => {
             drop(ours);
-            let err = child(&theirs, &joins, &process, console, filter, caps.as_ref(), &limits, a.preserve_fds);
+            let err = child(
+                &theirs,
+                &joins,
+                &process,
+                console,
+                filter,
+                caps.as_ref(),
+                &limits,
+                a.preserve_fds,
+            );
             let _ = theirs.send(&FromInit::Failed { message: err });
             // SAFETY: leave without running the runtime's destructors in the child.
             unsafe { libc::_exit(1) }
@@ -185,9 +248,13 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32, RuntimeError> {
         let _ = waitpid(pid, None);
         return Err(RuntimeError::Cgroup(e));
     }
-    ours.send(&ToInit::Proceed).map_err(|reason| RuntimeError::Sync { reason })?;
+    ours.send(&ToInit::Proceed)
+        .map_err(|reason| RuntimeError::Sync { reason })?;
     // EOF means the child exec'd (the channel is close-on-exec).
-    if let Some(FromInit::Failed { message }) = ours.recv::<FromInit>().map_err(|reason| RuntimeError::Sync { reason })? {
+    if let Some(FromInit::Failed { message }) = ours
+        .recv::<FromInit>()
+        .map_err(|reason| RuntimeError::Sync { reason })?
+    {
         let _ = waitpid(pid, None);
         return Err(RuntimeError::Init { message });
     }
@@ -202,21 +269,34 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32, RuntimeError> {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
             Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(RuntimeError::sys("wait for", format!("exec process {pid}"), e)),
+            Err(e) => {
+                return Err(RuntimeError::sys(
+                    "wait for",
+                    format!("exec process {pid}"),
+                    e,
+                ))
+            }
         }
     }
 }
 
 /// The container init's namespaces, user first (pid is joined by the runtime itself).
-fn open_namespaces(pid: i32, spec_ns: &[oci_spec::runtime::LinuxNamespace]) -> Result<Vec<(CloneFlags, OwnedFd)>, RuntimeError> {
+fn open_namespaces(
+    pid: i32,
+    spec_ns: &[oci_spec::runtime::LinuxNamespace],
+) -> Result<Vec<(CloneFlags, OwnedFd)>, RuntimeError> {
     let mut kinds: Vec<LinuxNamespaceType> = spec_ns.iter().map(|n| n.typ()).collect();
     kinds.sort_by_key(|t| *t != LinuxNamespaceType::User);
     kinds
         .into_iter()
         .map(|t| {
             let path = format!("/proc/{pid}/ns/{}", proc_name(t));
-            let fd = nix::fcntl::open(path.as_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                .map_err(|e| RuntimeError::sys("open namespace", &path, e))?;
+            let fd = nix::fcntl::open(
+                path.as_str(),
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| RuntimeError::sys("open namespace", &path, e))?;
             Ok((flag_of(t).0, fd))
         })
         .collect()
@@ -262,15 +342,22 @@ fn child(
         if nnp {
             sys::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
         }
-        nix::unistd::chdir(process.cwd()).map_err(|e| format!("chdir to cwd {}: {e}", process.cwd().display()))?;
+        nix::unistd::chdir(process.cwd())
+            .map_err(|e| format!("chdir to cwd {}: {e}", process.cwd().display()))?;
         check_cwd_inside()?;
         sys::cloexec_from(3 + preserve_fds).map_err(|e| format!("mark fds close-on-exec: {e}"))?;
         for fd in 3..3 + preserve_fds {
             sys::keep_on_exec(i32::try_from(fd).unwrap_or(-1));
         }
         let cpath = cstring(&path.to_string_lossy())?;
-        let argv = args.iter().map(|s| cstring(s)).collect::<Result<Vec<_>, _>>()?;
-        let envp = env.iter().map(|s| cstring(s)).collect::<Result<Vec<_>, _>>()?;
+        let argv = args
+            .iter()
+            .map(|s| cstring(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|s| cstring(s))
+            .collect::<Result<Vec<_>, _>>()?;
         load_seccomp(filter.take())?;
         nix::unistd::execve(&cpath, &argv, &envp).map_err(|e| format!("exec {:?}: {e}", args[0]))
     };

@@ -23,12 +23,19 @@ pub struct KillArgs {
 
 /// Parse a signal the way runc does: a number, or a name with or without `SIG`.
 pub fn parse_signal(s: &str) -> Result<Signal, RuntimeError> {
-    let bad = || RuntimeError::Usage { flag: "SIGNAL", reason: format!("unknown signal {s:?}") };
+    let bad = || RuntimeError::Usage {
+        flag: "SIGNAL",
+        reason: format!("unknown signal {s:?}"),
+    };
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| bad());
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     Signal::from_str(&name).map_err(|_| bad())
 }
 
@@ -38,12 +45,18 @@ pub fn run(ctx: &Ctx, a: &KillArgs) -> Result<(), RuntimeError> {
     let (dir, record) = ctx.open(&a.id)?;
     let status = super::status_of(&dir, &record);
     if status == Status::Stopped && !a.all {
-        return Err(RuntimeError::WrongStatus { id: a.id.clone(), status: status.as_str(), what: "container not running" });
+        return Err(RuntimeError::WrongStatus {
+            id: a.id.clone(),
+            status: status.as_str(),
+            what: "container not running",
+        });
     }
     if a.all {
         return signal_all(&record, sig);
     }
-    kill(Pid::from_raw(record.pid), sig).map_err(|e| RuntimeError::sys("kill", format!("container {} init {}", a.id, record.pid), e))
+    kill(Pid::from_raw(record.pid), sig).map_err(|e| {
+        RuntimeError::sys("kill", format!("container {} init {}", a.id, record.pid), e)
+    })
 }
 
 /// Signal every process in the container's cgroup (thawing it for SIGKILL so that frozen

@@ -33,11 +33,24 @@ pub fn run(ctx: &Ctx, a: &ListArgs) -> Result<(), RuntimeError> {
         return Ok(());
     }
     match a.format {
-        Format::Json => println!("{}", serde_json::to_string(&docs).unwrap_or_else(|_| "[]".into())),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(&docs).unwrap_or_else(|_| "[]".into())
+        ),
         Format::Table => {
-            println!("{:<24} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            println!(
+                "{:<24} {:<8} {:<10} {:<40} {:<32} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for d in &docs {
-                println!("{:<24} {:<8} {:<10} {:<40} {:<32} root", d.id, d.pid, d.status, d.bundle.display(), d.created);
+                println!(
+                    "{:<24} {:<8} {:<10} {:<40} {:<32} root",
+                    d.id,
+                    d.pid,
+                    d.status,
+                    d.bundle.display(),
+                    d.created
+                );
             }
         }
     }

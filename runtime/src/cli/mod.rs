@@ -128,12 +128,20 @@ impl Ctx {
 /// The container's cgroup manager, from its record.
 pub fn cgroup_of(record: &Record) -> Result<Box<dyn berth_cgroups::CgroupManager>, RuntimeError> {
     let layout = berth_cgroups::detect().map_err(RuntimeError::Cgroup)?;
-    Ok(berth_cgroups::manager(&layout, std::path::Path::new(&record.cgroup_path)))
+    Ok(berth_cgroups::manager(
+        &layout,
+        std::path::Path::new(&record.cgroup_path),
+    ))
 }
 
 /// The container's status now.
 pub fn status_of(dir: &ContainerDir, record: &Record) -> Status {
-    dir.status(record, || cgroup_of(record).ok().and_then(|cg| cg.is_frozen().ok()).unwrap_or(false))
+    dir.status(record, || {
+        cgroup_of(record)
+            .ok()
+            .and_then(|cg| cg.is_frozen().ok())
+            .unwrap_or(false)
+    })
 }
 
 /// Run one command.
@@ -141,7 +149,9 @@ pub fn dispatch(cli: Cli) -> Result<i32, RuntimeError> {
     if cli.systemd_cgroup {
         return Err(RuntimeError::Usage {
             flag: "--systemd-cgroup",
-            reason: "systemd cgroup management is not supported by berth-runtime; use cgroupfs paths".into(),
+            reason:
+                "systemd cgroup management is not supported by berth-runtime; use cgroupfs paths"
+                    .into(),
         });
     }
     let ctx = Ctx { root: cli.root };

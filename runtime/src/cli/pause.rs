@@ -9,9 +9,15 @@ pub fn pause(ctx: &Ctx, id: &str) -> Result<(), RuntimeError> {
     let (dir, record) = ctx.open(id)?;
     let status = super::status_of(&dir, &record);
     if status != Status::Running && status != Status::Created {
-        return Err(RuntimeError::WrongStatus { id: id.into(), status: status.as_str(), what: "only a running container can be paused" });
+        return Err(RuntimeError::WrongStatus {
+            id: id.into(),
+            status: status.as_str(),
+            what: "only a running container can be paused",
+        });
     }
-    super::cgroup_of(&record)?.freeze().map_err(RuntimeError::Cgroup)
+    super::cgroup_of(&record)?
+        .freeze()
+        .map_err(RuntimeError::Cgroup)
 }
 
 /// Thaw a paused container.
@@ -19,7 +25,13 @@ pub fn resume(ctx: &Ctx, id: &str) -> Result<(), RuntimeError> {
     let (dir, record) = ctx.open(id)?;
     let status = super::status_of(&dir, &record);
     if status != Status::Paused {
-        return Err(RuntimeError::WrongStatus { id: id.into(), status: status.as_str(), what: "only a paused container can be resumed" });
+        return Err(RuntimeError::WrongStatus {
+            id: id.into(),
+            status: status.as_str(),
+            what: "only a paused container can be resumed",
+        });
     }
-    super::cgroup_of(&record)?.thaw().map_err(RuntimeError::Cgroup)
+    super::cgroup_of(&record)?
+        .thaw()
+        .map_err(RuntimeError::Cgroup)
 }

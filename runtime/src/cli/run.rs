@@ -39,15 +39,33 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32, RuntimeError> {
     drop(dir); // `start` takes the lock itself
     let pid = nix::unistd::Pid::from_raw(record.pid);
     if let Err(e) = super::start::run(ctx, &a.create.id) {
-        let _ = super::delete::run(ctx, &super::delete::DeleteArgs { force: true, id: a.create.id.clone() });
+        let _ = super::delete::run(
+            ctx,
+            &super::delete::DeleteArgs {
+                force: true,
+                id: a.create.id.clone(),
+            },
+        );
         return Err(e);
     }
     if a.detach {
         return Ok(0);
     }
     INIT_PID.store(record.pid, Ordering::Relaxed);
-    let action = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH] {
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
         // SAFETY: the handler only calls the async-signal-safe kill(2).
         let _ = unsafe { sigaction(sig, &action) };
     }
@@ -57,11 +75,23 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32, RuntimeError> {
             Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(RuntimeError::sys("wait for", format!("container init {pid}"), e)),
+            Err(e) => {
+                return Err(RuntimeError::sys(
+                    "wait for",
+                    format!("container init {pid}"),
+                    e,
+                ))
+            }
         }
     };
     if !a.keep {
-        super::delete::run(ctx, &super::delete::DeleteArgs { force: true, id: a.create.id.clone() })?;
+        super::delete::run(
+            ctx,
+            &super::delete::DeleteArgs {
+                force: true,
+                id: a.create.id.clone(),
+            },
+        )?;
     }
     Ok(code)
 }

@@ -52,7 +52,11 @@ pub fn default_spec() -> serde_json::Value {
 pub fn run(a: &SpecArgs) -> Result<(), RuntimeError> {
     let path = a.bundle.join("config.json");
     if path.exists() {
-        return Err(RuntimeError::io("write", &path, std::io::Error::from(std::io::ErrorKind::AlreadyExists)));
+        return Err(RuntimeError::io(
+            "write",
+            &path,
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
     }
     let text = serde_json::to_string_pretty(&default_spec()).unwrap_or_default();
     std::fs::write(&path, text).map_err(|e| RuntimeError::io("write", &path, e))

@@ -16,7 +16,11 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<(), RuntimeError> {
     let (dir, mut record) = ctx.open(id)?;
     let status = super::status_of(&dir, &record);
     if status != Status::Created {
-        return Err(RuntimeError::WrongStatus { id: id.into(), status: status.as_str(), what: "only a created container can be started" });
+        return Err(RuntimeError::WrongStatus {
+            id: id.into(),
+            status: status.as_str(),
+            what: "only a created container can be started",
+        });
     }
     // Non-blocking open: if init died, a blocking open would wait forever for a writer.
     let mut fifo = std::fs::OpenOptions::new()
@@ -31,12 +35,21 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<(), RuntimeError> {
             Ok(1) => break,
             Ok(_) | Err(_) => {
                 if !crate::container::state::is_alive(&record) {
-                    return Err(RuntimeError::WrongStatus { id: id.into(), status: "stopped", what: "init exited before start" });
+                    return Err(RuntimeError::WrongStatus {
+                        id: id.into(),
+                        status: "stopped",
+                        what: "init exited before start",
+                    });
                 }
                 if started.elapsed() > FIFO_TIMEOUT {
-                    return Err(RuntimeError::Timeout { what: format!("container {id:?} init to open the exec fifo") });
+                    return Err(RuntimeError::Timeout {
+                        what: format!("container {id:?} init to open the exec fifo"),
+                    });
                 }
-                let mut pfd = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&fifo), nix::poll::PollFlags::POLLIN)];
+                let mut pfd = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&fifo),
+                    nix::poll::PollFlags::POLLIN,
+                )];
                 let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10u8));
             }
         }
@@ -55,7 +68,11 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<(), RuntimeError> {
             annotations: record.annotations.clone(),
         };
         if let Err(f) = hooks::run_all(&list, &state) {
-            crate::log::warn(&format!("poststart hook {}: {}", f.path.display(), f.reason));
+            crate::log::warn(&format!(
+                "poststart hook {}: {}",
+                f.path.display(),
+                f.reason
+            ));
         }
     }
     Ok(())

@@ -38,7 +38,11 @@ pub fn doc(ctx: &Ctx, id: &str) -> Result<StateDoc, RuntimeError> {
     Ok(StateDoc {
         oci_version: record.oci_version,
         id: record.id,
-        pid: if status == crate::container::Status::Stopped { 0 } else { record.pid },
+        pid: if status == crate::container::Status::Stopped {
+            0
+        } else {
+            record.pid
+        },
         status: status.as_str(),
         bundle: record.bundle,
         rootfs: record.rootfs,

@@ -59,7 +59,10 @@ pub struct UpdateArgs {
 
 /// Bytes from `512`, `512k`, `64m`, `1g` (binary units, as runc and docker read them); `-1`.
 pub fn parse_bytes(flag: &'static str, s: &str) -> Result<i64, RuntimeError> {
-    let bad = || RuntimeError::Usage { flag, reason: format!("invalid size {s:?}") };
+    let bad = || RuntimeError::Usage {
+        flag,
+        reason: format!("invalid size {s:?}"),
+    };
     let t = s.trim().to_ascii_lowercase();
     let t = t.trim_end_matches('b');
     let (num, mult) = match t.chars().last() {
@@ -82,19 +85,31 @@ pub fn requested(a: &UpdateArgs) -> Result<LinuxResources, RuntimeError> {
         None => json!({}),
         Some(p) => {
             let text = if p.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| RuntimeError::io("read", "stdin", e))?
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| RuntimeError::io("read", "stdin", e))?
             } else {
                 std::fs::read_to_string(p).map_err(|e| RuntimeError::io("read", p, e))?
             };
-            serde_json::from_str(&text).map_err(|e| RuntimeError::Usage { flag: "--resources", reason: e.to_string() })?
+            serde_json::from_str(&text).map_err(|e| RuntimeError::Usage {
+                flag: "--resources",
+                reason: e.to_string(),
+            })?
         }
     };
     if a.kernel_memory.is_some() {
-        return Err(RuntimeError::Usage { flag: "--kernel-memory", reason: "kernel memory limits are not supported".into() });
+        return Err(RuntimeError::Usage {
+            flag: "--kernel-memory",
+            reason: "kernel memory limits are not supported".into(),
+        });
     }
-    let obj = v.as_object_mut().ok_or(RuntimeError::Usage { flag: "--resources", reason: "not a JSON object".into() })?;
+    let obj = v.as_object_mut().ok_or(RuntimeError::Usage {
+        flag: "--resources",
+        reason: "not a JSON object".into(),
+    })?;
     let mut set = |section: &str, key: &str, val: Value| {
-        let s = obj.entry(section).or_insert_with(|| Value::Object(Map::new()));
+        let s = obj
+            .entry(section)
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Some(m) = s.as_object_mut() {
             m.insert(key.into(), val);
         }
@@ -103,28 +118,55 @@ pub fn requested(a: &UpdateArgs) -> Result<LinuxResources, RuntimeError> {
         set("memory", "limit", parse_bytes("--memory", m)?.into());
     }
     if let Some(m) = &a.memory_reservation {
-        set("memory", "reservation", parse_bytes("--memory-reservation", m)?.into());
+        set(
+            "memory",
+            "reservation",
+            parse_bytes("--memory-reservation", m)?.into(),
+        );
     }
     if let Some(m) = &a.memory_swap {
         set("memory", "swap", parse_bytes("--memory-swap", m)?.into());
     }
-    if let Some(x) = a.cpu_period { set("cpu", "period", x.into()) }
-    if let Some(x) = a.cpu_quota { set("cpu", "quota", x.into()) }
-    if let Some(x) = a.cpu_share { set("cpu", "shares", x.into()) }
-    if let Some(x) = a.cpu_rt_period { set("cpu", "realtimePeriod", x.into()) }
-    if let Some(x) = a.cpu_rt_runtime { set("cpu", "realtimeRuntime", x.into()) }
-    if let Some(x) = &a.cpuset_cpus { set("cpu", "cpus", x.clone().into()) }
-    if let Some(x) = &a.cpuset_mems { set("cpu", "mems", x.clone().into()) }
-    if let Some(x) = a.pids_limit { set("pids", "limit", if x <= 0 { -1 } else { x }.into()) }
-    if let Some(x) = a.blkio_weight { set("blockIO", "weight", x.into()) }
-    serde_json::from_value(v).map_err(|e| RuntimeError::Usage { flag: "--resources", reason: e.to_string() })
+    if let Some(x) = a.cpu_period {
+        set("cpu", "period", x.into())
+    }
+    if let Some(x) = a.cpu_quota {
+        set("cpu", "quota", x.into())
+    }
+    if let Some(x) = a.cpu_share {
+        set("cpu", "shares", x.into())
+    }
+    if let Some(x) = a.cpu_rt_period {
+        set("cpu", "realtimePeriod", x.into())
+    }
+    if let Some(x) = a.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", x.into())
+    }
+    if let Some(x) = &a.cpuset_cpus {
+        set("cpu", "cpus", x.clone().into())
+    }
+    if let Some(x) = &a.cpuset_mems {
+        set("cpu", "mems", x.clone().into())
+    }
+    if let Some(x) = a.pids_limit {
+        set("pids", "limit", if x <= 0 { -1 } else { x }.into())
+    }
+    if let Some(x) = a.blkio_weight {
+        set("blockIO", "weight", x.into())
+    }
+    serde_json::from_value(v).map_err(|e| RuntimeError::Usage {
+        flag: "--resources",
+        reason: e.to_string(),
+    })
 }
 
 /// Apply the update.
 pub fn run(ctx: &Ctx, a: &UpdateArgs) -> Result<(), RuntimeError> {
     let res = requested(a)?;
     let (_dir, record) = ctx.open(&a.id)?;
-    super::cgroup_of(&record)?.apply(&res).map_err(RuntimeError::Cgroup)
+    super::cgroup_of(&record)?
+        .apply(&res)
+        .map_err(RuntimeError::Cgroup)
 }
 
 #[cfg(test)]
@@ -142,7 +184,13 @@ mod tests {
 
     #[test]
     fn flags_become_resources() {
-        let a = UpdateArgs { memory: Some("100m".into()), pids_limit: Some(20), cpu_quota: Some(50000), id: "c".into(), ..Default::default() };
+        let a = UpdateArgs {
+            memory: Some("100m".into()),
+            pids_limit: Some(20),
+            cpu_quota: Some(50000),
+            id: "c".into(),
+            ..Default::default()
+        };
         let r = requested(&a).unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(100 << 20));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 20);

@@ -19,7 +19,9 @@ pub enum IdError {
     #[error("invalid container id {0:?}: longer than {MAX_ID_LEN} bytes")]
     TooLong(String),
     /// `.`/`..` or a character outside `[A-Za-z0-9_.+-]`.
-    #[error("invalid container id {0:?}: only letters, digits and _ . + - are allowed, and not . or ..")]
+    #[error(
+        "invalid container id {0:?}: only letters, digits and _ . + - are allowed, and not . or .."
+    )]
     BadChars(String),
 }
 
@@ -32,7 +34,9 @@ impl ContainerId {
         if s.len() > MAX_ID_LEN {
             return Err(IdError::TooLong(s.chars().take(64).collect()));
         }
-        let ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
         if !ok || s == "." || s == ".." {
             return Err(IdError::BadChars(s.to_string()));
         }

@@ -90,7 +90,10 @@ impl ContainerDir {
             .recursive(true)
             .mode(0o711)
             .create(root)
-            .map_err(|source| RuntimeError::StateDir { path: root.to_path_buf(), source })?;
+            .map_err(|source| RuntimeError::StateDir {
+                path: root.to_path_buf(),
+                source,
+            })?;
         let path = root.join(id.as_str());
         match fs::DirBuilder::new().mode(0o711).create(&path) {
             Ok(()) => {}
@@ -100,7 +103,11 @@ impl ContainerDir {
             Err(source) => return Err(RuntimeError::StateDir { path, source }),
         }
         let lock = lock(&path)?;
-        Ok(Self { id: id.clone(), path, _lock: lock })
+        Ok(Self {
+            id: id.clone(),
+            path,
+            _lock: lock,
+        })
     }
 
     /// Open and lock an existing container's directory.
@@ -110,7 +117,11 @@ impl ContainerDir {
             return Err(RuntimeError::NotFound { id: id.to_string() });
         }
         let lock = lock(&path)?;
-        Ok(Self { id: id.clone(), path, _lock: lock })
+        Ok(Self {
+            id: id.clone(),
+            path,
+            _lock: lock,
+        })
     }
 
     /// In init, right after clone: close init's copy of the lock fd, so that the container is
@@ -126,10 +137,16 @@ impl ContainerDir {
     pub fn load(&self) -> Result<Record, RuntimeError> {
         let file = self.path.join(STATE_FILE);
         let bytes = fs::read(&file).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => RuntimeError::NotFound { id: self.id.to_string() },
-            _ => RuntimeError::ReadState { path: file.clone(), source: e },
+            std::io::ErrorKind::NotFound => RuntimeError::NotFound {
+                id: self.id.to_string(),
+            },
+            _ => RuntimeError::ReadState {
+                path: file.clone(),
+                source: e,
+            },
         })?;
-        serde_json::from_slice(&bytes).map_err(|source| RuntimeError::ParseState { path: file, source })
+        serde_json::from_slice(&bytes)
+            .map_err(|source| RuntimeError::ParseState { path: file, source })
     }
 
     /// Replace `state.json` atomically.
@@ -153,8 +170,12 @@ impl ContainerDir {
     /// The spec saved at create time.
     pub fn load_config(&self) -> Result<Spec, RuntimeError> {
         let file = self.path.join(CONFIG_FILE);
-        let bytes = fs::read(&file).map_err(|source| RuntimeError::ReadState { path: file.clone(), source })?;
-        serde_json::from_slice(&bytes).map_err(|source| RuntimeError::ParseState { path: file, source })
+        let bytes = fs::read(&file).map_err(|source| RuntimeError::ReadState {
+            path: file.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|source| RuntimeError::ParseState { path: file, source })
     }
 
     /// The exec fifo's path.
@@ -182,7 +203,10 @@ impl ContainerDir {
         match fs::remove_dir_all(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(RuntimeError::StateDir { path: self.path.clone(), source }),
+            Err(source) => Err(RuntimeError::StateDir {
+                path: self.path.clone(),
+                source,
+            }),
         }
     }
 }
@@ -203,9 +227,15 @@ fn lock(dir: &Path) -> Result<File, RuntimeError> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(dir)
-        .map_err(|source| RuntimeError::StateDir { path: dir.to_path_buf(), source })?;
+        .map_err(|source| RuntimeError::StateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-        RuntimeError::Lock { path: dir.to_path_buf(), source: e.into() }
+        RuntimeError::Lock {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        }
     })?;
     Ok(file)
 }
@@ -214,7 +244,10 @@ fn lock(dir: &Path) -> Result<File, RuntimeError> {
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let target = dir.join(name);
-    let err = |source| RuntimeError::WriteState { path: target.clone(), source };
+    let err = |source| RuntimeError::WriteState {
+        path: target.clone(),
+        source,
+    };
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -236,7 +269,12 @@ pub fn list_ids(root: &Path) -> Result<Vec<ContainerId>, RuntimeError> {
     let rd = match fs::read_dir(root) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(RuntimeError::StateDir { path: root.to_path_buf(), source }),
+        Err(source) => {
+            return Err(RuntimeError::StateDir {
+                path: root.to_path_buf(),
+                source,
+            })
+        }
     };
     let mut ids: Vec<ContainerId> = rd
         .filter_map(|e| e.ok())

@@ -12,7 +12,10 @@ const MEMFD_NAME: &str = "berth-runtime";
 /// Whether this process already runs from the sealed copy.
 pub fn is_cloned() -> bool {
     std::fs::read_link("/proc/self/exe")
-        .map(|p| p.to_string_lossy().starts_with(&format!("/memfd:{MEMFD_NAME}")))
+        .map(|p| {
+            p.to_string_lossy()
+                .starts_with(&format!("/memfd:{MEMFD_NAME}"))
+        })
         .unwrap_or(false)
 }
 
@@ -43,6 +46,8 @@ pub fn reexec_from_sealed_copy() -> io::Result<()> {
             CString::new(kv).map_err(io::Error::other)
         })
         .collect::<io::Result<_>>()?;
-    let e = nix::unistd::fexecve(&dst, &args, &env).err().map(io::Error::from);
+    let e = nix::unistd::fexecve(&dst, &args, &env)
+        .err()
+        .map(io::Error::from);
     Err(e.unwrap_or_else(|| io::Error::other("fexecve returned")))
 }

@@ -87,7 +87,18 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
     namespaces::join_all(&a.joins)?;
     a.joins.clear();
     if !a.plan.unshare.is_empty() {
-        nix::sched::unshare(a.plan.unshare).map_err(|e| format!("unshare namespaces {:?}: {e}", a.plan.unshare))?;
+        nix::sched::unshare(a.plan.unshare)
+            .map_err(|e| format!("unshare namespaces {:?}: {e}", a.plan.unshare))?;
+    }
+    if a.plan
+        .unshare
+        .contains(nix::sched::CloneFlags::CLONE_NEWNET)
+        || a.plan
+            .clone_flags
+            .contains(nix::sched::CloneFlags::CLONE_NEWNET)
+    {
+        sys::bring_up_loopback()
+            .map_err(|e| format!("bring up lo in the new network namespace: {e}"))?;
     }
     if a.plan.new_time {
         enter_new_time_namespace(&a.spec)?;
@@ -97,12 +108,26 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
     if !a.no_new_keyring {
         sys::join_new_session_keyring().map_err(|e| format!("join a new session keyring: {e}"))?;
     }
-    let fifo_fd = nix::fcntl::open(&a.fifo, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| format!("open exec fifo {}: {e}", a.fifo.display()))?;
-    let process = a.spec.process().clone().ok_or("config.json: process: missing")?;
-    let has_cgroupns = a.spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|ns| {
-        ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
-    });
+    let fifo_fd = nix::fcntl::open(
+        &a.fifo,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open exec fifo {}: {e}", a.fifo.display()))?;
+    let process = a
+        .spec
+        .process()
+        .clone()
+        .ok_or("config.json: process: missing")?;
+    let has_cgroupns = a
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        });
     let setup = rootfs::Setup {
         spec: &a.spec,
         bundle: &a.bundle,
@@ -115,17 +140,31 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
     let root = rootfs::prepare(&setup)?;
     root.resolve_or_create(process.cwd(), rootfs::resolve::Kind::Dir)?;
     let hooks = a.spec.hooks().clone().unwrap_or_default();
-    if hooks.prestart().as_ref().is_some_and(|h| !h.is_empty()) || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty()) {
+    if hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+    {
         a.sync.send(&FromInit::RunHooks)?;
         wait_for(&a.sync, ToInit::HooksDone)?;
     }
     if let Some(list) = hooks.create_container().as_ref().filter(|h| !h.is_empty()) {
-        hooks::run_all(list, &state(a, "created")).map_err(|f| format!("createContainer hook {}: {}", f.path.display(), f.reason))?;
+        hooks::run_all(list, &state(a, "created"))
+            .map_err(|f| format!("createContainer hook {}: {}", f.path.display(), f.reason))?;
     }
     rootfs::finish(&setup, root)?;
     if process.terminal().unwrap_or(false) {
-        let sock = a.console.take().ok_or("process.terminal is set but no --console-socket was given")?;
-        let size = process.console_size().as_ref().map(|b| (u16::try_from(b.height()).unwrap_or(0), u16::try_from(b.width()).unwrap_or(0)));
+        let sock = a
+            .console
+            .take()
+            .ok_or("process.terminal is set but no --console-socket was given")?;
+        let size = process.console_size().as_ref().map(|b| {
+            (
+                u16::try_from(b.height()).unwrap_or(0),
+                u16::try_from(b.width()).unwrap_or(0),
+            )
+        });
         tty::setup_console(&sock, size)?;
     }
     crate::rlimits::apply(&a.rlimits)?;
@@ -142,7 +181,8 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
     if nnp {
         sys::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
     }
-    nix::unistd::chdir(process.cwd()).map_err(|e| format!("chdir to cwd {}: {e}", process.cwd().display()))?;
+    nix::unistd::chdir(process.cwd())
+        .map_err(|e| format!("chdir to cwd {}: {e}", process.cwd().display()))?;
     check_cwd_inside()?;
     sys::cloexec_from(3 + a.preserve_fds).map_err(|e| format!("mark fds close-on-exec: {e}"))?;
     for fd in 3..3 + a.preserve_fds {
@@ -206,22 +246,40 @@ fn wait_for(sync: &Channel, want: ToInit) -> Result<(), String> {
 }
 
 fn become_root_in_userns() -> Result<(), String> {
-    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(|e| format!("setresgid 0 in the user namespace: {e}"))?;
-    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| format!("setresuid 0 in the user namespace: {e}"))
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .map_err(|e| format!("setresgid 0 in the user namespace: {e}"))?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+        .map_err(|e| format!("setresuid 0 in the user namespace: {e}"))
 }
 
 fn enter_new_time_namespace(spec: &Spec) -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).map_err(|e| format!("unshare time namespace: {e}"))?;
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(
+        libc::CLONE_NEWTIME,
+    ))
+    .map_err(|e| format!("unshare time namespace: {e}"))?;
     if let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()) {
         let mut text = String::new();
         for (clock, off) in offsets {
-            text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+            text.push_str(&format!(
+                "{clock} {} {}\n",
+                off.secs().unwrap_or(0),
+                off.nanosecs().unwrap_or(0)
+            ));
         }
-        std::fs::write("/proc/self/timens_offsets", text).map_err(|e| format!("write time offsets: {e}"))?;
+        std::fs::write("/proc/self/timens_offsets", text)
+            .map_err(|e| format!("write time offsets: {e}"))?;
     }
-    let fd = nix::fcntl::open("/proc/self/ns/time_for_children", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| format!("open time_for_children: {e}"))?;
-    nix::sched::setns(fd, nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).map_err(|e| format!("enter time namespace: {e}"))
+    let fd = nix::fcntl::open(
+        "/proc/self/ns/time_for_children",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open time_for_children: {e}"))?;
+    nix::sched::setns(
+        fd,
+        nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    )
+    .map_err(|e| format!("enter time namespace: {e}"))
 }
 
 fn set_names(spec: &Spec) -> Result<(), String> {
@@ -232,14 +290,22 @@ fn set_names(spec: &Spec) -> Result<(), String> {
         let c = cstring(d)?;
         // SAFETY: setdomainname reads `len` bytes of a NUL-terminated string that outlives it.
         if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
-            return Err(format!("setdomainname {d:?}: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "setdomainname {d:?}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())
 }
 
 fn write_sysctls(spec: &Spec) -> Result<(), String> {
-    for (key, value) in spec.linux().as_ref().and_then(|l| l.sysctl().clone()).unwrap_or_default() {
+    for (key, value) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default()
+    {
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
         std::fs::write(&path, &value).map_err(|e| format!("sysctl {key}={value}: {e}"))?;
     }
@@ -250,7 +316,13 @@ fn write_sysctls(spec: &Spec) -> Result<(), String> {
 /// reports (podman maps "not found" to 127 and "permission denied" to 126).
 pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, String> {
     let check = |p: &Path| -> Result<(), String> {
-        let md = std::fs::metadata(p).map_err(|e| format!("exec: {arg0:?}: stat {}: {}", p.display(), strip_os_error(&e)))?;
+        let md = std::fs::metadata(p).map_err(|e| {
+            format!(
+                "exec: {arg0:?}: stat {}: {}",
+                p.display(),
+                strip_os_error(&e)
+            )
+        })?;
         if md.is_dir() || nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_err() {
             return Err(format!("exec: {arg0:?}: permission denied"));
         }
@@ -278,7 +350,9 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, String> {
     if denied {
         Err(format!("exec: {arg0:?}: permission denied"))
     } else {
-        Err(format!("exec: {arg0:?}: executable file not found in $PATH"))
+        Err(format!(
+            "exec: {arg0:?}: executable file not found in $PATH"
+        ))
     }
 }
 
@@ -288,8 +362,13 @@ fn strip_os_error(e: &std::io::Error) -> String {
 }
 
 pub fn apply_lsm_labels(process: &oci_spec::runtime::Process) -> Result<(), String> {
-    if let Some(p) = process.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
-        lsm::set_apparmor_exec_profile(p).map_err(|e| format!("apply AppArmor profile {p:?}: {e}"))?;
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        lsm::set_apparmor_exec_profile(p)
+            .map_err(|e| format!("apply AppArmor profile {p:?}: {e}"))?;
     }
     if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
         lsm::set_selinux_exec_label(l).map_err(|e| format!("apply SELinux label {l:?}: {e}"))?;
@@ -305,13 +384,22 @@ pub fn load_seccomp(filter: Option<ScmpFilterContext>) -> Result<(), String> {
 }
 
 /// Bounding set → keep caps → groups, gid, uid → the other capability sets.
-pub fn change_identity(process: &oci_spec::runtime::Process, caps: Option<&CapPlan>) -> Result<(), String> {
+pub fn change_identity(
+    process: &oci_spec::runtime::Process,
+    caps: Option<&CapPlan>,
+) -> Result<(), String> {
     let user = process.user();
     if let Some(c) = caps {
         crate::capabilities::drop_bounding(c)?;
     }
     sys::set_keep_caps(true).map_err(|e| format!("keep capabilities: {e}"))?;
-    let groups: Vec<Gid> = user.additional_gids().clone().unwrap_or_default().into_iter().map(Gid::from_raw).collect();
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(Gid::from_raw)
+        .collect();
     // setgroups is refused in a user namespace whose setgroups file says deny; ignore only then
     if let Err(e) = nix::unistd::setgroups(&groups) {
         if !(groups.is_empty() && e == nix::errno::Errno::EPERM) {

@@ -30,7 +30,12 @@ pub struct Channel(OwnedFd);
 
 /// A new pair: (runtime end, init end).
 pub fn pair() -> nix::Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
     Ok((Channel(a), Channel(b)))
 }
 
@@ -38,7 +43,9 @@ impl Channel {
     /// Send one message.
     pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), String> {
         let bytes = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
-        send(self.0.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL).map(|_| ()).map_err(|e| format!("send: {e}"))
+        send(self.0.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
+            .map(|_| ())
+            .map_err(|e| format!("send: {e}"))
     }
 
     /// Receive one message; `Ok(None)` when the other end closed without a word.
@@ -47,7 +54,11 @@ impl Channel {
         loop {
             match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
-                Ok(n) => return serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| format!("decode: {e}")),
+                Ok(n) => {
+                    return serde_json::from_slice(&buf[..n])
+                        .map(Some)
+                        .map_err(|e| format!("decode: {e}"))
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(format!("recv: {e}")),
             }

@@ -37,7 +37,13 @@ pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
             let subsystems = if fstype == "cgroup" {
                 post.get(2)?
                     .split(',')
-                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent") && *o != "clone_children" && *o != "xattr" && *o != "noprefix")
+                    .filter(|o| {
+                        !matches!(*o, "rw" | "ro")
+                            && !o.starts_with("release_agent")
+                            && *o != "clone_children"
+                            && *o != "xattr"
+                            && *o != "noprefix"
+                    })
                     .map(str::to_string)
                     .collect()
             } else {
@@ -68,8 +74,10 @@ pub fn own_cgroups(text: &str) -> BTreeMap<String, String> {
 }
 
 pub(super) fn mount_cgroups(ctx: &Context<'_>, dest: &Path, opts: &Options) -> Result<(), String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read mountinfo: {e}"))?;
-    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read mountinfo: {e}"))?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
     let own = own_cgroups(&own);
     let all = hierarchies(&info);
     let readonly = opts.flags.contains(MsFlags::MS_RDONLY);
@@ -78,37 +86,75 @@ pub(super) fn mount_cgroups(ctx: &Context<'_>, dest: &Path, opts: &Options) -> R
     let target = ctx.root.resolve_or_create(dest, Kind::Dir)?;
     if v1.is_empty() {
         // pure v2: the unified tree is the mount itself
-        let h = all.iter().find(|h| h.fstype == "cgroup2").ok_or("no cgroup filesystem is mounted on this host")?;
-        return mount_one_hierarchy(ctx, h, &own, dest, &proc_fd_path(&target), base_flags, readonly);
+        let h = all
+            .iter()
+            .find(|h| h.fstype == "cgroup2")
+            .ok_or("no cgroup filesystem is mounted on this host")?;
+        return mount_one_hierarchy(
+            ctx,
+            h,
+            &own,
+            dest,
+            &proc_fd_path(&target),
+            base_flags,
+            readonly,
+        );
     }
     let tmpfs = proc_fd_path(&target);
-    mount(Some("tmpfs"), &tmpfs, Some("tmpfs"), base_flags, Some("mode=755")).map_err(|e| format!("mount tmpfs: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        &tmpfs,
+        Some("tmpfs"),
+        base_flags,
+        Some("mode=755"),
+    )
+    .map_err(|e| format!("mount tmpfs: {e}"))?;
     for h in all.iter() {
-        let name = h.mount_point.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = h
+            .mount_point
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.is_empty() {
             continue;
         }
         let sub = ctx.root.resolve_or_create(&dest.join(&name), Kind::Dir)?;
-        mount_one_hierarchy(ctx, h, &own, &dest.join(&name), &proc_fd_path(&sub), base_flags, readonly)?;
+        mount_one_hierarchy(
+            ctx,
+            h,
+            &own,
+            &dest.join(&name),
+            &proc_fd_path(&sub),
+            base_flags,
+            readonly,
+        )?;
         // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct", as on the host
         if name.contains(',') {
             for alias in name.split(',') {
                 let link = PathBuf::from(&name);
-                let dir = ctx.root.resolve(dest).map_err(|e| format!("open {}: {e}", dest.display()))?;
+                let dir = ctx
+                    .root
+                    .resolve(dest)
+                    .map_err(|e| format!("open {}: {e}", dest.display()))?;
                 let _ = rustix::fs::symlinkat(&link, &dir_rw(&dir)?, alias);
             }
         }
     }
     if readonly {
         let fresh = super::mounts::mounted(ctx, dest)?;
-        remount_bind(&proc_fd_path(&fresh), base_flags | MsFlags::MS_RDONLY).map_err(|e| format!("remount {} read-only: {e}", dest.display()))?;
+        remount_bind(&proc_fd_path(&fresh), base_flags | MsFlags::MS_RDONLY)
+            .map_err(|e| format!("remount {} read-only: {e}", dest.display()))?;
     }
     Ok(())
 }
 
 fn dir_rw(fd: &std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd, String> {
-    rustix::fs::open(proc_fd_path(fd), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| format!("reopen cgroup dir: {e}"))
+    rustix::fs::open(
+        proc_fd_path(fd),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("reopen cgroup dir: {e}"))
 }
 
 fn mount_one_hierarchy(
@@ -120,21 +166,48 @@ fn mount_one_hierarchy(
     flags: MsFlags,
     readonly: bool,
 ) -> Result<(), String> {
-    let ro = if readonly { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+    let ro = if readonly {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
     if ctx.has_cgroupns {
         let data = h.subsystems.join(",");
         let data = (!data.is_empty()).then_some(data);
-        return mount(Some(h.fstype.as_str()), target, Some(h.fstype.as_str()), flags | ro, data.as_deref())
-            .map_err(|e| format!("mount {} {}: {e}", h.fstype, h.subsystems.join(",")));
+        return mount(
+            Some(h.fstype.as_str()),
+            target,
+            Some(h.fstype.as_str()),
+            flags | ro,
+            data.as_deref(),
+        )
+        .map_err(|e| format!("mount {} {}: {e}", h.fstype, h.subsystems.join(",")));
     }
-    let key = if h.fstype == "cgroup2" { String::new() } else { h.subsystems.join(",") };
-    let path = own.get(&key).cloned().unwrap_or_else(|| ctx.cgroup_path.display().to_string());
-    let rel = path.strip_prefix(h.mount_root.trim_end_matches('/')).unwrap_or(&path).trim_start_matches('/');
+    let key = if h.fstype == "cgroup2" {
+        String::new()
+    } else {
+        h.subsystems.join(",")
+    };
+    let path = own
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| ctx.cgroup_path.display().to_string());
+    let rel = path
+        .strip_prefix(h.mount_root.trim_end_matches('/'))
+        .unwrap_or(&path)
+        .trim_start_matches('/');
     let source = h.mount_point.join(rel);
-    mount(Some(&source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| format!("bind {}: {e}", source.display()))?;
+    mount(
+        Some(&source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind {}: {e}", source.display()))?;
     let fresh = super::mounts::mounted(ctx, dest)?;
-    remount_bind(&proc_fd_path(&fresh), flags | ro).map_err(|e| format!("remount {}: {e}", source.display()))
+    remount_bind(&proc_fd_path(&fresh), flags | ro)
+        .map_err(|e| format!("remount {}: {e}", source.display()))
 }
 
 #[cfg(test)]

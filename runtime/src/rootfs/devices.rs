@@ -26,10 +26,25 @@ pub struct Node {
 
 /// The devices every container gets (runtime-spec "Default Devices").
 pub fn defaults() -> Vec<Node> {
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
-        .iter()
-        .map(|(p, maj, min)| Node { path: (*p).into(), kind: SFlag::S_IFCHR, major: *maj, minor: *min, mode: 0o666, uid: 0, gid: 0 })
-        .collect()
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+    .iter()
+    .map(|(p, maj, min)| Node {
+        path: (*p).into(),
+        kind: SFlag::S_IFCHR,
+        major: *maj,
+        minor: *min,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 /// A spec device as a node; `field` names it in errors.
@@ -58,34 +73,60 @@ pub fn from_spec(d: &LinuxDevice, field: &str) -> Result<Node, String> {
 pub fn create(root: &Root, node: &Node, in_userns: bool) -> Result<(), String> {
     let path = Path::new(&node.path);
     let parent = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().ok_or_else(|| format!("device path {} has no name", node.path))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("device path {} has no name", node.path))?;
     let dir = root.resolve_or_create(parent, Kind::Dir)?;
     let dir_path = proc_fd_path(&dir);
     let full = dir_path.join(name);
     if in_userns {
         let target = root.resolve_or_create(path, Kind::File)?;
-        return nix::mount::mount(Some(path), &proc_fd_path(&target), None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| format!("bind host device {}: {e}", node.path));
+        return nix::mount::mount(
+            Some(path),
+            &proc_fd_path(&target),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind host device {}: {e}", node.path));
     }
     match std::fs::remove_file(&full) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("replace {}: {e}", node.path)),
     }
-    mknod(&full, node.kind, Mode::from_bits_truncate(node.mode), makedev(node.major, node.minor))
-        .map_err(|e| format!("mknod {}: {e}", node.path))?;
+    mknod(
+        &full,
+        node.kind,
+        Mode::from_bits_truncate(node.mode),
+        makedev(node.major, node.minor),
+    )
+    .map_err(|e| format!("mknod {}: {e}", node.path))?;
     // mknod's mode is filtered by the umask
-    std::fs::set_permissions(&full, std::os::unix::fs::PermissionsExt::from_mode(node.mode))
-        .map_err(|e| format!("chmod {}: {e}", node.path))?;
-    std::os::unix::fs::lchown(&full, Some(node.uid), Some(node.gid)).map_err(|e| format!("chown {}: {e}", node.path))
+    std::fs::set_permissions(
+        &full,
+        std::os::unix::fs::PermissionsExt::from_mode(node.mode),
+    )
+    .map_err(|e| format!("chmod {}: {e}", node.path))?;
+    std::os::unix::fs::lchown(&full, Some(node.uid), Some(node.gid))
+        .map_err(|e| format!("chown {}: {e}", node.path))
 }
 
 /// The /dev symlinks: fd, stdin, stdout, stderr, ptmx (and core where /proc/kcore exists).
 pub fn symlinks(root: &Root, has_pts: bool) -> Result<(), String> {
     let dev = root.resolve_or_create(Path::new("/dev"), Kind::Dir)?;
-    let dev = rustix::fs::open(proc_fd_path(&dev), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| format!("open /dev: {e}"))?;
-    let mut links = vec![("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
+    let dev = rustix::fs::open(
+        proc_fd_path(&dev),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("open /dev: {e}"))?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
     if has_pts {
         links.push(("pts/ptmx", "ptmx"));
     }

@@ -15,11 +15,25 @@ pub fn mask(root: &Root, path: &str) -> Result<(), String> {
         Err(e) => return Err(format!("resolve masked path {path}: {e}")),
     };
     let target = proc_fd_path(&fd);
-    let is_dir = std::fs::metadata(&target).map(|m| m.is_dir()).unwrap_or(false);
+    let is_dir = std::fs::metadata(&target)
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
     let result = if is_dir {
-        mount(Some("tmpfs"), &target, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0,mode=755"))
+        mount(
+            Some("tmpfs"),
+            &target,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0,mode=755"),
+        )
     } else {
-        mount(Some("/dev/null"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(
+            Some("/dev/null"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
     };
     result.map_err(|e| format!("mask {path}: {e}"))
 }
@@ -32,9 +46,18 @@ pub fn readonly(root: &Root, path: &str) -> Result<(), String> {
         Err(e) => return Err(format!("resolve readonly path {path}: {e}")),
     };
     let target = proc_fd_path(&fd);
-    mount(Some(&target), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| format!("bind readonly path {path}: {e}"))?;
+    mount(
+        Some(&target),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind readonly path {path}: {e}"))?;
     // the fd resolved before the bind points underneath it: resolve again to reach the mount
-    let fresh = root.resolve(Path::new(path)).map_err(|e| format!("resolve readonly path {path}: {e}"))?;
-    remount_bind(&proc_fd_path(&fresh), MsFlags::MS_RDONLY | MsFlags::MS_REC).map_err(|e| format!("remount {path} read-only: {e}"))
+    let fresh = root
+        .resolve(Path::new(path))
+        .map_err(|e| format!("resolve readonly path {path}: {e}"))?;
+    remount_bind(&proc_fd_path(&fresh), MsFlags::MS_RDONLY | MsFlags::MS_REC)
+        .map_err(|e| format!("remount {path} read-only: {e}"))
 }

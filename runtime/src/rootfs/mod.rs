@@ -39,13 +39,20 @@ pub fn prepare(s: &Setup<'_>) -> Result<Root, String> {
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(mounts::propagation_flag)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    // Nothing the container mounts may propagate to the host, unless asked for.
-    let first = if propagation.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { propagation };
-    mount(None::<&str>, "/", None::<&str>, first, None::<&str>).map_err(|e| format!("set / propagation: {e}"))?;
+    // Nothing the container mounts may propagate to the host, unless the spec asks for
+    // shared propagation (podman sets rshared when a volume is rshared).
+    mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
+        .map_err(|e| format!("set / propagation: {e}"))?;
     make_parent_private(s.rootfs)?;
     // pivot_root needs the new root to be a mount point.
-    mount(Some(s.rootfs), s.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| format!("bind rootfs {}: {e}", s.rootfs.display()))?;
+    mount(
+        Some(s.rootfs),
+        s.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind rootfs {}: {e}", s.rootfs.display()))?;
     let root = Root::open(s.rootfs)?;
     let ctx = mounts::Context {
         root: &root,
@@ -59,19 +66,31 @@ pub fn prepare(s: &Setup<'_>) -> Result<Root, String> {
         mounts::mount_one(&ctx, m, i)?;
     }
     let dev_is_fresh = spec_mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev") && m.typ().as_deref() != Some("bind") && !m.options().as_ref().is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+        m.destination() == Path::new("/dev")
+            && m.typ().as_deref() != Some("bind")
+            && !m
+                .options()
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
     });
     if dev_is_fresh {
         for node in devices::defaults() {
             devices::create(&root, &node, s.in_userns)?;
         }
     }
-    for (i, d) in linux.and_then(|l| l.devices().clone()).unwrap_or_default().iter().enumerate() {
+    for (i, d) in linux
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let node = devices::from_spec(d, &format!("linux.devices[{i}]"))?;
         devices::create(&root, &node, s.in_userns)?;
     }
     if dev_is_fresh {
-        let has_pts = spec_mounts.iter().any(|m| m.destination() == Path::new("/dev/pts"));
+        let has_pts = spec_mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/dev/pts"));
         devices::symlinks(&root, has_pts)?;
     }
     Ok(root)
@@ -87,18 +106,34 @@ pub fn finish(s: &Setup<'_>, root: Root) -> Result<(), String> {
     drop(root);
     let linux = s.spec.linux().as_ref();
     let new_root = Root::open(Path::new("/"))?;
-    for p in linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default()
+    {
         masked::mask(&new_root, &p)?;
     }
-    for p in linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+    {
         masked::readonly(&new_root, &p)?;
     }
-    if s.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
-        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY).map_err(|e| format!("remount / read-only: {e}"))?;
+    if s.spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
+            .map_err(|e| format!("remount / read-only: {e}"))?;
     }
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()).and_then(mounts::propagation_flag) {
+    if let Some(p) = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(mounts::propagation_flag)
+    {
         if p.contains(MsFlags::MS_SHARED) || p.contains(MsFlags::MS_UNBINDABLE) {
-            mount(None::<&str>, "/", None::<&str>, p, None::<&str>).map_err(|e| format!("set rootfs propagation: {e}"))?;
+            mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+                .map_err(|e| format!("set rootfs propagation: {e}"))?;
         }
     }
     Ok(())
@@ -107,10 +142,17 @@ pub fn finish(s: &Setup<'_>, root: Root) -> Result<(), String> {
 /// pivot_root refuses a new root whose parent mount is shared; make that parent private
 /// (only in this mount namespace).
 fn make_parent_private(rootfs: &Path) -> Result<(), String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read mountinfo: {e}"))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("read mountinfo: {e}"))?;
     let parent = mount_point_of(&info, rootfs);
-    mount(None::<&str>, &parent, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| format!("make {} private: {e}", parent.display()))
+    mount(
+        None::<&str>,
+        &parent,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make {} private: {e}", parent.display()))
 }
 
 /// The longest mount point containing `path`.
@@ -130,7 +172,13 @@ mod tests {
     #[test]
     fn parent_mount_is_the_longest_prefix() {
         let info = "1 0 0:1 / / rw - ext4 a rw\n2 1 0:2 / /tmp rw - tmpfs b rw\n3 1 0:3 / /tmpx rw - tmpfs c rw\n";
-        assert_eq!(mount_point_of(info, Path::new("/tmp/b/rootfs")), PathBuf::from("/tmp"));
-        assert_eq!(mount_point_of(info, Path::new("/var/x")), PathBuf::from("/"));
+        assert_eq!(
+            mount_point_of(info, Path::new("/tmp/b/rootfs")),
+            PathBuf::from("/tmp")
+        );
+        assert_eq!(
+            mount_point_of(info, Path::new("/var/x")),
+            PathBuf::from("/")
+        );
     }
 }

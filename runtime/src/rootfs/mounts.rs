@@ -18,11 +18,20 @@ pub struct Options {
     pub data: Vec<String>,
     /// `bind` or `rbind`.
     pub is_bind: bool,
+    /// `tmpcopyup`: fill a new tmpfs with what the directory underneath held.
+    pub is_tmpcopyup: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { flags: MsFlags::empty(), cleared: MsFlags::empty(), propagation: Vec::new(), data: Vec::new(), is_bind: false }
+        Self {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: Vec::new(),
+            is_bind: false,
+            is_tmpcopyup: false,
+        }
     }
 }
 
@@ -89,9 +98,16 @@ pub fn parse_options(options: &[String]) -> Result<Options, String> {
                 o.is_bind = true;
                 (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty())
             }
-            "idmap" | "ridmap" | "tmpcopyup" | "copy-symlink" | "rro" | "rrw" | "rnosuid" | "rsuid" | "rnodev"
-            | "rdev" | "rnoexec" | "rexec" | "rnosymfollow" | "rsymfollow" | "ratime" | "rnoatime" => {
-                return Err(format!("mount option {opt:?} is not supported by berth-runtime"));
+            "tmpcopyup" => {
+                o.is_tmpcopyup = true;
+                continue;
+            }
+            "idmap" | "ridmap" | "copy-symlink" | "rro" | "rrw" | "rnosuid" | "rsuid"
+            | "rnodev" | "rdev" | "rnoexec" | "rexec" | "rnosymfollow" | "rsymfollow"
+            | "ratime" | "rnoatime" => {
+                return Err(format!(
+                    "mount option {opt:?} is not supported by berth-runtime"
+                ));
             }
             other => {
                 if let Some(p) = propagation_flag(other) {
@@ -124,21 +140,36 @@ pub struct Context<'a> {
 
 /// Mount `m` inside the rootfs.
 pub fn mount_one(ctx: &Context<'_>, m: &Mount, index: usize) -> Result<(), String> {
-    let opts = parse_options(&m.options().clone().unwrap_or_default()).map_err(|e| format!("mounts[{index}]: {e}"))?;
+    let opts = parse_options(&m.options().clone().unwrap_or_default())
+        .map_err(|e| format!("mounts[{index}]: {e}"))?;
     let typ = m.typ().clone().unwrap_or_default();
     let dest = m.destination();
-    let fail = |what: &str, e: &dyn std::fmt::Display| format!("mount {typ} on {}: {what}: {e}", dest.display());
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        format!("mount {typ} on {}: {what}: {e}", dest.display())
+    };
     if typ == "cgroup" || typ == "cgroup2" {
         return super::cgroupfs::mount_cgroups(ctx, dest, &opts).map_err(|e| fail("cgroup", &e));
     }
     let is_bind = opts.is_bind || typ == "bind";
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(&typ));
-    let source = if is_bind && source.is_relative() { ctx.bundle.join(source) } else { source };
-    let kind = if is_bind && !source.is_dir() { Kind::File } else { Kind::Dir };
+    let source = if is_bind && source.is_relative() {
+        ctx.bundle.join(source)
+    } else {
+        source
+    };
+    let kind = if is_bind && !source.is_dir() {
+        Kind::File
+    } else {
+        Kind::Dir
+    };
     if is_bind {
-        std::fs::metadata(&source).map_err(|e| fail(&format!("bind source {}", source.display()), &e))?;
+        std::fs::metadata(&source)
+            .map_err(|e| fail(&format!("bind source {}", source.display()), &e))?;
     }
-    let target = ctx.root.resolve_or_create(dest, kind).map_err(|e| fail("resolve destination", &e))?;
+    let target = ctx
+        .root
+        .resolve_or_create(dest, kind)
+        .map_err(|e| fail("resolve destination", &e))?;
     let target_path = proc_fd_path(&target);
     let mut data = opts.data_string();
     if let Some(label) = ctx.mount_label.filter(|l| !l.is_empty()) {
@@ -149,18 +180,56 @@ pub fn mount_one(ctx: &Context<'_>, m: &Mount, index: usize) -> Result<(), Strin
     }
     if is_bind {
         let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        mount(Some(&source), &target_path, None::<&str>, flags, None::<&str>).map_err(|e| fail("bind", &e))?;
+        mount(
+            Some(&source),
+            &target_path,
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| fail("bind", &e))?;
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
-            remount_bind(&proc_fd_path(&mounted(ctx, dest)?), extra).map_err(|e| fail("remount", &e))?;
+            remount_bind(&proc_fd_path(&mounted(ctx, dest)?), extra)
+                .map_err(|e| fail("remount", &e))?;
         }
     } else {
-        mount(Some(&source), &target_path, Some(typ.as_str()), opts.flags, data.as_deref()).map_err(|e| fail("mount", &e))?;
+        mount(
+            Some(&source),
+            &target_path,
+            Some(typ.as_str()),
+            opts.flags - MsFlags::MS_RDONLY,
+            data.as_deref(),
+        )
+        .map_err(|e| fail("mount", &e))?;
+        if opts.is_tmpcopyup {
+            // `target` still points at the directory the tmpfs now hides: copy it up.
+            let fresh = mounted(ctx, dest)?;
+            copy_tree(&target_path, &proc_fd_path(&fresh)).map_err(|e| fail("tmpcopyup", &e))?;
+        }
+        if opts.flags.contains(MsFlags::MS_RDONLY) {
+            remount_bind(
+                &proc_fd_path(&mounted(ctx, dest)?),
+                opts.flags
+                    & (MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC),
+            )
+            .map_err(|e| fail("remount read-only", &e))?;
+        }
     }
     if !opts.propagation.is_empty() {
         let fresh = mounted(ctx, dest)?;
         for p in &opts.propagation {
-            mount(None::<&str>, &proc_fd_path(&fresh), None::<&str>, *p, None::<&str>).map_err(|e| fail("set propagation", &e))?;
+            mount(
+                None::<&str>,
+                &proc_fd_path(&fresh),
+                None::<&str>,
+                *p,
+                None::<&str>,
+            )
+            .map_err(|e| fail("set propagation", &e))?;
         }
     }
     Ok(())
@@ -169,7 +238,35 @@ pub fn mount_one(ctx: &Context<'_>, m: &Mount, index: usize) -> Result<(), Strin
 /// The destination again, after a mount: the fd resolved before the mount still points at the
 /// directory underneath it, so follow-up calls (remount, propagation) need a fresh one.
 pub fn mounted(ctx: &Context<'_>, dest: &Path) -> Result<std::os::fd::OwnedFd, String> {
-    ctx.root.resolve(dest).map_err(|e| format!("resolve {} after mounting: {e}", dest.display()))
+    ctx.root
+        .resolve(dest)
+        .map_err(|e| format!("resolve {} after mounting: {e}", dest.display()))
+}
+
+/// Copy a directory tree (modes, owners, symlinks) from `src` into `dst`, for tmpcopyup.
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // The top directory keeps the tmpfs's own mode (its `mode=` option); only contents move.
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let md = std::fs::symlink_metadata(&from)?;
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+            continue;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        } else {
+            continue; // sockets, fifos and devices are not copied up
+        }
+        std::os::unix::fs::lchown(&to, Some(md.uid()), Some(md.gid()))?;
+    }
+    Ok(())
 }
 
 /// Remount a bind mount with `flags` added, keeping the flags the kernel locks (a remount may
@@ -193,7 +290,13 @@ pub fn remount_bind(target: &Path, flags: MsFlags) -> nix::Result<()> {
         }
         m
     })?;
-    mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked | flags, None::<&str>)
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked | flags,
+        None::<&str>,
+    )
 }
 
 #[cfg(test)]
@@ -206,8 +309,18 @@ mod tests {
 
     #[test]
     fn flags_data_and_propagation_are_split() {
-        let o = opts(&["nosuid", "noexec", "mode=755", "size=65536k", "rslave", "ro"]);
-        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY);
+        let o = opts(&[
+            "nosuid",
+            "noexec",
+            "mode=755",
+            "size=65536k",
+            "rslave",
+            "ro",
+        ]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY
+        );
         assert_eq!(o.data_string().as_deref(), Some("mode=755,size=65536k"));
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert!(!o.is_bind);

@@ -25,9 +25,16 @@ pub enum Kind {
 impl Root {
     /// Open `path` as a root.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| format!("open rootfs {}: {e}", path.display()))?;
-        Ok(Self { fd, shown_as: path.to_path_buf() })
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("open rootfs {}: {e}", path.display()))?;
+        Ok(Self {
+            fd,
+            shown_as: path.to_path_buf(),
+        })
     }
 
     /// The rootfs fd.
@@ -41,60 +48,118 @@ impl Root {
     }
 
     /// Resolve `rel`, creating what is missing (directories, and a file at the end for
-    /// [`Kind::File`]) one component at a time through the parent's fd.
+    /// [`Kind::File`]). The walk goes one component at a time and reads symlinks itself, so a
+    /// symlink to a missing directory is followed and the directory created where the
+    /// container would see it: inside the rootfs, never outside (`..` stops at the root).
     pub fn resolve_or_create(&self, rel: &Path, kind: Kind) -> Result<OwnedFd, String> {
         let rel = strip_root(rel);
         if let Ok(fd) = openat2_in_root(self.fd.as_fd(), &rel, OFlags::PATH) {
             return Ok(fd);
         }
-        let comps: Vec<&std::ffi::OsStr> = rel
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        // Each prefix is resolved again from the root, so a symlink anywhere on the way is
-        // read as the container would read it; a missing component is created in its parent
-        // with mkdirat/openat, which never follow a final symlink.
-        let mut parent = openat2_in_root(self.fd.as_fd(), Path::new("."), OFlags::PATH | OFlags::DIRECTORY)
-            .map_err(|e| self.err("open", &rel, e))?;
+        let mut pending: std::collections::VecDeque<std::ffi::OsString> =
+            components(&rel).collect();
         let mut walked = PathBuf::new();
-        for (i, name) in comps.iter().enumerate() {
-            walked.push(name);
-            let last = i + 1 == comps.len();
-            match openat2_in_root(self.fd.as_fd(), &walked, OFlags::PATH) {
-                Ok(fd) => {
-                    parent = fd;
+        let mut links = 0;
+        while let Some(name) = pending.pop_front() {
+            if name == ".." {
+                walked.pop();
+                continue;
+            }
+            let parent = openat2_in_root(
+                self.fd.as_fd(),
+                &dot_if_empty(&walked),
+                OFlags::PATH | OFlags::DIRECTORY,
+            )
+            .map_err(|e| self.err("open", &walked, e))?;
+            let here = walked.join(&name);
+            match rustix::fs::statat(
+                &parent,
+                name.as_os_str(),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st)
+                    if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::Symlink =>
+                {
+                    links += 1;
+                    if links > 40 {
+                        return Err(self.err("resolve", &here, rustix::io::Errno::LOOP));
+                    }
+                    let target = rustix::fs::readlinkat(&parent, name.as_os_str(), Vec::new())
+                        .map_err(|e| self.err("readlink", &here, e))?;
+                    let target = PathBuf::from(
+                        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+                            target.into_bytes(),
+                        ),
+                    );
+                    if target.is_absolute() {
+                        walked.clear();
+                    }
+                    for c in components(&target).collect::<Vec<_>>().into_iter().rev() {
+                        pending.push_front(c);
+                    }
                     continue;
                 }
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(self.err("open", &walked, e)),
-            }
-            let dir_rw = reopen_dir(&parent).map_err(|e| self.err("open parent of", &walked, e))?;
-            let sub = Path::new(name);
-            if last && kind == Kind::File {
-                rustix::fs::openat(&dir_rw, sub, OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::from_raw_mode(0o644))
-                    .map_err(|e| self.err("create", &walked, e))?;
-            } else {
-                match rustix::fs::mkdirat(&dir_rw, sub, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(self.err("mkdir", &walked, e)),
+                Ok(_) => {}
+                Err(rustix::io::Errno::NOENT) => {
+                    let dir_rw =
+                        reopen_dir(&parent).map_err(|e| self.err("open parent of", &here, e))?;
+                    if pending.is_empty() && kind == Kind::File {
+                        rustix::fs::openat(
+                            &dir_rw,
+                            name.as_os_str(),
+                            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                            Mode::from_raw_mode(0o644),
+                        )
+                        .map_err(|e| self.err("create", &here, e))?;
+                    } else {
+                        match rustix::fs::mkdirat(
+                            &dir_rw,
+                            name.as_os_str(),
+                            Mode::from_raw_mode(0o755),
+                        ) {
+                            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                            Err(e) => return Err(self.err("mkdir", &here, e)),
+                        }
+                    }
                 }
+                Err(e) => return Err(self.err("stat", &here, e)),
             }
-            parent = openat2_in_root(self.fd.as_fd(), &walked, OFlags::PATH).map_err(|e| self.err("open", &walked, e))?;
+            walked = here;
         }
-        Ok(parent)
+        openat2_in_root(self.fd.as_fd(), &dot_if_empty(&walked), OFlags::PATH)
+            .map_err(|e| self.err("open", &walked, e))
     }
 
     fn err(&self, op: &str, rel: &Path, e: rustix::io::Errno) -> String {
-        format!("{op} {} inside rootfs {}: {e}", rel.display(), self.shown_as.display())
+        format!(
+            "{op} {} inside rootfs {}: {e}",
+            rel.display(),
+            self.shown_as.display()
+        )
     }
 }
 
 /// The `/proc/self/fd/N` path of an fd, the way to hand a resolved path to mount(2).
 pub fn proc_fd_path(fd: &impl AsRawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The normal and `..` components of a path (`.` and `/` dropped).
+fn components(p: &Path) -> impl Iterator<Item = std::ffi::OsString> + '_ {
+    p.components().filter_map(|c| match c {
+        Component::Normal(s) => Some(s.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    })
+}
+
+fn dot_if_empty(p: &Path) -> PathBuf {
+    if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p.to_path_buf()
+    }
 }
 
 fn strip_root(p: &Path) -> PathBuf {
@@ -106,12 +171,26 @@ fn strip_root(p: &Path) -> PathBuf {
     }
 }
 
-fn openat2_in_root(dir: impl AsFd, rel: &Path, flags: OFlags) -> Result<OwnedFd, rustix::io::Errno> {
-    rustix::fs::openat2(dir, rel, flags | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS)
+fn openat2_in_root(
+    dir: impl AsFd,
+    rel: &Path,
+    flags: OFlags,
+) -> Result<OwnedFd, rustix::io::Errno> {
+    rustix::fs::openat2(
+        dir,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
 }
 
 fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd, rustix::io::Errno> {
-    rustix::fs::open(proc_fd_path(fd), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+    rustix::fs::open(
+        proc_fd_path(fd),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 #[cfg(test)]
@@ -127,12 +206,22 @@ mod tests {
         symlink("/", root.join("up")).unwrap();
         symlink("../../../../../../tmp", root.join("climb")).unwrap();
         let r = Root::open(&root).unwrap();
-        let fd = r.resolve_or_create(Path::new("/up/etc/made"), Kind::Dir).unwrap();
+        let fd = r
+            .resolve_or_create(Path::new("/up/etc/made"), Kind::Dir)
+            .unwrap();
         let target = std::fs::read_link(proc_fd_path(&fd)).unwrap();
-        assert_eq!(target, std::fs::canonicalize(&root).unwrap().join("etc/made"));
-        let fd = r.resolve_or_create(Path::new("/climb/x"), Kind::File).unwrap();
+        assert_eq!(
+            target,
+            std::fs::canonicalize(&root).unwrap().join("etc/made")
+        );
+        let fd = r
+            .resolve_or_create(Path::new("/climb/x"), Kind::File)
+            .unwrap();
         let target = std::fs::read_link(proc_fd_path(&fd)).unwrap();
-        assert!(target.starts_with(std::fs::canonicalize(&root).unwrap()), "{target:?}");
+        assert!(
+            target.starts_with(std::fs::canonicalize(&root).unwrap()),
+            "{target:?}"
+        );
     }
 
     #[test]

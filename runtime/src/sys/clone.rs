@@ -25,6 +25,8 @@ pub unsafe fn clone_process(flags: CloneFlags) -> nix::Result<Cloned> {
     match ret {
         -1 => Err(nix::errno::Errno::last()),
         0 => Ok(Cloned::Child),
-        pid => Ok(Cloned::Parent(Pid::from_raw(i32::try_from(pid).unwrap_or(-1)))),
+        pid => Ok(Cloned::Parent(Pid::from_raw(
+            i32::try_from(pid).unwrap_or(-1),
+        ))),
     }
 }

@@ -15,7 +15,12 @@ pub fn cloexec_from(first: u32) -> std::io::Result<()> {
     }
     // Kernels before 5.11: walk /proc/self/fd.
     for entry in std::fs::read_dir("/proc/self/fd")? {
-        let Some(fd) = entry.ok().and_then(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok())) else { continue };
+        let Some(fd) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        else {
+            continue;
+        };
         if fd >= i32::try_from(first).unwrap_or(i32::MAX) {
             // SAFETY: setting FD_CLOEXEC on an fd number; an already-closed fd gives EBADF.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -67,6 +72,35 @@ pub fn join_new_session_keyring() -> std::io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: a NULL name asks for an anonymous keyring; no memory is read.
     if unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0usize) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Bring `lo` up in the current network namespace, as runc and crun do for a new one
+/// (a container with its own network namespace expects a working loopback).
+pub fn bring_up_loopback() -> std::io::Result<()> {
+    // SAFETY: socket() with constant arguments; the fd is owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh fd that nothing else owns.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_name[0] = b'l' as libc::c_char;
+    req.ifr_name[1] = b'o' as libc::c_char;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: SIOCGIFFLAGS fills req, which lives across the call.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: reading the flags union member that SIOCGIFFLAGS just set.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads req.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

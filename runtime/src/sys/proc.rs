@@ -25,7 +25,8 @@ pub struct Stat {
 /// Read and parse `/proc/PID/stat`.
 pub fn stat(pid: i32) -> io::Result<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_stat(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
+    parse_stat(&text)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))
 }
 
 /// Parse the text of `/proc/PID/stat`. The command name (field 2) may hold spaces and
@@ -37,8 +38,16 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let state = fields.first()?;
     let ppid = fields.get(1)?.parse().ok()?;
     let start_time = fields.get(19)?.parse().ok()?;
-    let status = if *state == "Z" || *state == "X" { ProcessStatus::Zombie } else { ProcessStatus::Live };
-    Some(Stat { status, start_time, ppid })
+    let status = if *state == "Z" || *state == "X" {
+        ProcessStatus::Zombie
+    } else {
+        ProcessStatus::Live
+    };
+    Some(Stat {
+        status,
+        start_time,
+        ppid,
+    })
 }
 
 #[cfg(test)]
@@ -47,7 +56,8 @@ mod tests {
 
     #[test]
     fn parses_names_with_spaces_and_parens() {
-        let text = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        let text =
+            "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
         let st = parse_stat(text).unwrap();
         assert_eq!(st.start_time, 987654);
         assert_eq!(st.ppid, 1);

@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format_rfc3339(d.as_secs(), d.subsec_nanos())
 }
 
@@ -32,7 +34,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
 }
 
 #[cfg(test)]
@@ -42,7 +48,13 @@ mod tests {
     #[test]
     fn known_dates() {
         assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(format_rfc3339(1_709_251_199, 5), "2024-02-29T23:59:59.000000005Z");
-        assert_eq!(format_rfc3339(1_795_737_600, 0), "2026-11-27T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(1_709_251_199, 5),
+            "2024-02-29T23:59:59.000000005Z"
+        );
+        assert_eq!(
+            format_rfc3339(1_795_737_600, 0),
+            "2026-11-27T00:00:00.000000000Z"
+        );
     }
 }
