@@ -81,6 +81,19 @@ pub(crate) fn unpack_layer(
     layer: &str,
     opts: &UnpackOptions,
 ) -> Result<Unpacked, ImageError> {
+    unpack_layer_verified(src, dest, layer, None, opts)
+}
+
+/// As [`unpack_layer`]; when the stream is malformed (not hostile: undecodable), the rest of the
+/// blob is read and, if its digest is not `expected_blob`, the error says so: a corrupt blob is
+/// reported as a digest mismatch, not as whatever the decompressor tripped over.
+pub(crate) fn unpack_layer_verified(
+    src: impl Read,
+    dest: &Path,
+    layer: &str,
+    expected_blob: Option<&Digest>,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, ImageError> {
     let root =
         safefs::open_dir(dest).map_err(crate::error::fs_err("open layer directory", dest))?;
     let unpack_err = |step: &str| {
@@ -93,7 +106,7 @@ pub(crate) fn unpack_layer(
         }
     };
     let mut raw = HashingReader::new(src, None);
-    let (diff_id, tar_bytes, implicit_dirs) = {
+    let applied = (|| {
         let mut buffered = BufReader::with_capacity(256 * 1024, &mut raw);
         let magic = buffered.fill_buf().map_err(unpack_err("read layer"))?;
         let decoder: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
@@ -123,7 +136,28 @@ pub(crate) fn unpack_layer(
         drained?;
         applier.finish()?;
         let (diff_id, tar_bytes) = tar_stream.finish();
-        (diff_id, tar_bytes, applier.implicit_dirs())
+        Ok((diff_id, tar_bytes, applier.implicit_dirs()))
+    })();
+    let (diff_id, tar_bytes, implicit_dirs) = match applied {
+        Ok(v) => v,
+        Err(e @ ImageError::Unpack { .. }) => {
+            let Some(expected) = expected_blob else {
+                return Err(e);
+            };
+            if raw.drain().is_err() {
+                return Err(e);
+            }
+            let (actual, _) = raw.finish();
+            if &actual != expected {
+                return Err(ImageError::DigestMismatch {
+                    what: "layer",
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
     };
     raw.drain()
         .map_err(unpack_err("read to the end of the blob"))?;

@@ -4,7 +4,7 @@ use super::{LayerRecord, Store};
 use crate::atomic::{nonce, sync_dir, write_atomic};
 use crate::error::{fs_err, ImageError};
 use crate::safefs;
-use crate::unpack::unpack_layer;
+use crate::unpack::unpack_layer_verified;
 use crate::Digest;
 use rustix::fs::{AtFlags, FileType, FlockOperation};
 use rustix::io::Errno;
@@ -87,7 +87,13 @@ impl Store {
         tmp: &Path,
         diff: &Path,
     ) -> Result<LayerMeta, ImageError> {
-        let unpacked = unpack_layer(src, diff, &rec.digest.to_string(), &self.opts.unpack)?;
+        let unpacked = unpack_layer_verified(
+            src,
+            diff,
+            &rec.digest.to_string(),
+            Some(&rec.digest),
+            &self.opts.unpack,
+        )?;
         if unpacked.blob != rec.digest {
             return Err(ImageError::DigestMismatch {
                 what: "layer",
