@@ -21,7 +21,8 @@ pub struct ConfigFile {
     pub netns_dir: Option<PathBuf>,
     /// The nft table (family inet) netd owns.
     pub table: Option<String>,
-    /// The `nft` binary.
+    /// The `nft` binary; when set it is run for every change instead of libnftables
+    /// in-process (the default when `libnftables.so.1` loads).
     pub nft: Option<PathBuf>,
     /// The VPC's block.
     pub vpc_cidr: Option<String>,
@@ -128,6 +129,9 @@ pub struct Config {
     pub table: String,
     /// The nft binary.
     pub nft: PathBuf,
+    /// Whether the config named an `nft` binary: then it is used instead of libnftables
+    /// in-process.
+    pub is_nft_binary_forced: bool,
     /// The VPC block.
     pub vpc: Cidr,
     /// Subnets, in file order; the first is the default for attach.
@@ -233,6 +237,7 @@ impl Config {
             state_dir: file.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             netns_dir: file.netns_dir.unwrap_or_else(|| DEFAULT_NETNS_DIR.into()),
             table,
+            is_nft_binary_forced: file.nft.is_some(),
             nft: file.nft.unwrap_or_else(|| "nft".into()),
             vpc,
             subnets,

@@ -7,7 +7,7 @@ use crate::error::{InputError, NetdError};
 use crate::firewall::{FwEni, Topology};
 use crate::ipam::Ipam;
 use crate::model::{self, Group, GroupId, Published, TaskKey};
-use crate::sys::{files, netlink::Rtnl, nft};
+use crate::sys::{files, libnftables::Libnftables, netlink::Rtnl, nft};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
@@ -47,6 +47,8 @@ pub struct Engine {
     /// Combination chains present in the table now.
     pub(crate) combos: HashSet<String>,
     pub(crate) host: Rtnl,
+    /// In-process libnftables, when loaded; else each change runs the `nft` binary.
+    pub(crate) nft_lib: std::cell::RefCell<Option<Libnftables>>,
 }
 
 impl Engine {
@@ -67,7 +69,12 @@ impl Engine {
 
     /// Apply an nft script to our table.
     pub(crate) fn nft(&self, script: &str) -> Result<(), NetdError> {
-        nft::apply(&self.cfg.nft, script).map_err(|message| NetdError::Nft {
+        let mut lib = self.nft_lib.borrow_mut();
+        let applied = match lib.as_mut() {
+            Some(lib) => lib.apply(script),
+            None => nft::apply(&self.cfg.nft, script),
+        };
+        applied.map_err(|message| NetdError::Nft {
             table: self.cfg.table.clone(),
             message,
         })

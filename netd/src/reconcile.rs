@@ -53,7 +53,15 @@ impl Engine {
             ipam,
             combos: HashSet::new(),
             host,
+            nft_lib: std::cell::RefCell::new(None),
         };
+        if !engine.cfg.is_nft_binary_forced {
+            *engine.nft_lib.borrow_mut() = crate::sys::libnftables::Libnftables::open();
+        }
+        tracing::debug!(
+            in_process = engine.nft_lib.borrow().is_some(),
+            "nftables backend"
+        );
         engine.load_groups()?;
         let report = engine.load_enis()?;
         engine.rebuild_table()?;

@@ -2,6 +2,7 @@
 //! Everything above this module is policy and can be tested without root.
 
 pub mod files;
+pub mod libnftables;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
