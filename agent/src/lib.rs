@@ -1,5 +1,11 @@
 //! berth-agent: ECS task definitions in, isolated running tasks out (issue 6).
+//!
+//! `api` parses ECS JSON requests into typed commands; `engine` answers them from `store` and
+//! runs one supervisor per task over the runtime/images/netd seams; `cli` is the `berth`
+//! command line; `taskdef` is the task-definition schema and its validation.
+pub mod api;
 pub mod cli;
+pub mod engine;
 pub mod model;
 pub mod store;
 pub mod taskdef;

@@ -166,6 +166,32 @@ pub struct ContainerRecord {
     /// The stop signal was sent at (epoch seconds); SIGKILL follows after stopTimeout.
     #[serde(default)]
     pub stop_signalled_at: Option<f64>,
+    /// SIGKILL was sent.
+    #[serde(default)]
+    pub is_kill_sent: bool,
+    /// Deleted from the runtime and its rootfs removed.
+    #[serde(default)]
+    pub is_removed: bool,
+}
+
+impl ContainerRecord {
+    /// A container of a new task.
+    pub fn new(spec: ContainerSpec, uuid: String) -> Self {
+        Self {
+            spec,
+            uuid,
+            runtime_id: None,
+            status: ContainerStatus::None,
+            exit_code: None,
+            reason: None,
+            health: Health::Unknown,
+            image_digest: None,
+            pid: None,
+            stop_signalled_at: None,
+            is_kill_sent: false,
+            is_removed: false,
+        }
+    }
 }
 
 /// The ENI as attached by netd.
@@ -237,6 +263,9 @@ pub struct TaskRecord {
     /// The ENI once attached.
     #[serde(default)]
     pub eni: Option<EniRecord>,
+    /// netd has detached it (teardown done).
+    #[serde(default)]
+    pub is_eni_detached: bool,
     /// Timestamps.
     pub times: Timestamps,
     /// Why it stopped.

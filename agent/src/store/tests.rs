@@ -22,6 +22,7 @@ fn task(id: &str, cluster: &str, family: &str, started_by: Option<&str>) -> Task
         containers: vec![],
         network: NetworkRequest::default(),
         eni: None,
+        is_eni_detached: false,
         times: Timestamps {
             created_at: 1.0,
             ..Default::default()

@@ -578,5 +578,17 @@ pub(super) fn container_spec(
         stop_timeout: secs(c.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT),
         start_timeout: secs(c.start_timeout),
         has_health_check: c.health_check.is_some(),
+        entry_point: c.entry_point.clone(),
+        command: c.command.clone(),
+        environment: c
+            .environment
+            .iter()
+            .filter_map(|kv| Some((kv.name.clone()?, kv.value.clone().unwrap_or_default())))
+            .collect(),
+        working_directory: c.working_directory.clone(),
+        user: c.user.clone(),
+        is_readonly_rootfs: c.readonly_root_filesystem.unwrap_or(false),
+        memory_mib: c.memory,
+        cpu_units: c.cpu,
     })
 }

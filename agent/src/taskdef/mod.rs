@@ -5,6 +5,7 @@ pub mod fargate;
 mod validate;
 pub mod wire;
 
+pub(crate) use validate::{check_tags, short_serde_message};
 pub use validate::{parse_register_request, validate};
 
 use std::time::Duration;
@@ -121,6 +122,30 @@ pub struct ContainerSpec {
     pub start_timeout: Option<Duration>,
     /// Whether it has a health check.
     pub has_health_check: bool,
+    /// Overrides the image's ENTRYPOINT.
+    #[serde(default)]
+    pub entry_point: Option<Vec<String>>,
+    /// Overrides the image's CMD.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Extra environment, in order.
+    #[serde(default)]
+    pub environment: Vec<(String, String)>,
+    /// Overrides the image's working directory.
+    #[serde(default)]
+    pub working_directory: Option<String>,
+    /// Overrides the image's user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Mount the rootfs read-only.
+    #[serde(default)]
+    pub is_readonly_rootfs: bool,
+    /// Hard memory limit, MiB.
+    #[serde(default)]
+    pub memory_mib: Option<i64>,
+    /// CPU units (shares).
+    #[serde(default)]
+    pub cpu_units: Option<i64>,
 }
 
 /// The stop grace when a container gives none (ECS's default).

@@ -1,0 +1,166 @@
+//! The OCI bundle of one container: `<root>/tasks/<task>/<container>/config.json`.
+//!
+//! [`config`] is pure (tested as JSON); [`write`] puts it on disk atomically. The container
+//! joins the task's network namespace by path (netd's bind mount), so the containers of a task
+//! share localhost, and gets its own pid, ipc, uts and mount namespaces.
+
+use super::seams::{PreparedRootfs, SeamError};
+use crate::taskdef::ContainerSpec;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+
+/// Docker's default capability set without NET_RAW (decisions.md, task security defaults).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Paths masked and made read-only, as runc's spec and Docker do.
+const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// What one bundle is made of.
+pub struct BundleInput<'a> {
+    /// The runtime id (also the hostname-free cgroup leaf name).
+    pub id: &'a str,
+    /// The container.
+    pub spec: &'a ContainerSpec,
+    /// Its rootfs and resolved process.
+    pub rootfs: &'a PreparedRootfs,
+    /// The task's netns bind mount.
+    pub netns: Option<&'a str>,
+}
+
+/// The config.json for `input`.
+pub fn config(input: &BundleInput<'_>) -> Value {
+    let mut process = input.rootfs.process.clone();
+    process["terminal"] = json!(false);
+    process["noNewPrivileges"] = json!(true);
+    process["capabilities"] = json!({
+        "bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS,
+    });
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    namespaces.push(match input.netns {
+        Some(path) => json!({"type": "network", "path": path}),
+        None => json!({"type": "network"}),
+    });
+    let mut resources = json!({});
+    if let Some(mib) = input.spec.memory_mib {
+        resources["memory"] = json!({"limit": mib.saturating_mul(1024 * 1024)});
+    }
+    if let Some(units) = input.spec.cpu_units.filter(|u| *u > 0) {
+        resources["cpu"] = json!({"shares": units.max(2)});
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": input.rootfs.path, "readonly": input.spec.is_readonly_rootfs},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        ],
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": format!("berth/{}", input.id),
+            "resources": resources,
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY,
+        },
+    })
+}
+
+/// Write `dir/config.json` (temp file, fsync, rename).
+pub fn write(dir: &Path, input: &BundleInput<'_>) -> Result<(), SeamError> {
+    let err = |message: String| SeamError::Bundle {
+        path: dir.to_owned(),
+        message,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(format!("creating the directory: {e}")))?;
+    let bytes = serde_json::to_vec_pretty(&config(input))
+        .map_err(|e| err(format!("encoding config.json: {e}")))?;
+    let tmp = dir.join(".config.json.tmp");
+    let mut f =
+        std::fs::File::create(&tmp).map_err(|e| err(format!("creating {}: {e}", tmp.display())))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| err(format!("writing config.json: {e}")))?;
+    std::fs::rename(&tmp, dir.join("config.json"))
+        .map_err(|e| err(format!("renaming config.json: {e}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_the_task_netns_and_drops_net_raw() {
+        let spec: ContainerSpec = serde_json::from_value(json!({
+            "name": "web", "image": "busybox", "is_essential": true, "depends_on": [],
+            "stop_timeout": {"secs": 30, "nanos": 0}, "start_timeout": null, "has_health_check": false,
+            "memory_mib": 128, "is_readonly_rootfs": true}))
+        .unwrap();
+        let rootfs = PreparedRootfs {
+            path: "/r".into(),
+            process: json!({"args": ["sh"], "cwd": "/"}),
+        };
+        let c = config(&BundleInput {
+            id: "berth-x-0",
+            spec: &spec,
+            rootfs: &rootfs,
+            netns: Some("/run/berth/netns/x"),
+        });
+        assert_eq!(
+            c["linux"]["namespaces"][4],
+            json!({"type": "network", "path": "/run/berth/netns/x"})
+        );
+        assert_eq!(
+            c["linux"]["resources"]["memory"]["limit"],
+            json!(128 * 1024 * 1024)
+        );
+        assert_eq!(c["root"], json!({"path": "/r", "readonly": true}));
+        assert_eq!(c["process"]["args"], json!(["sh"]));
+        let caps = c["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(!caps.contains(&json!("CAP_NET_RAW")));
+        assert!(caps.contains(&json!("CAP_CHOWN")));
+    }
+}

@@ -1,0 +1,291 @@
+//! The real seams: berth-runtime through its CLI (as containerd and podman drive runc), the
+//! `images` library, and berth-netd through `netd::api::Client`.
+
+use super::seams::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// berth-runtime (or any runc-compatible binary) driven through its CLI.
+pub struct RuntimeCli {
+    /// The binary.
+    pub binary: PathBuf,
+    /// Its `--root` state dir.
+    pub root: PathBuf,
+    /// How often `wait` polls `state` until the container stops (the per-task shim that holds
+    /// exit codes replaces this poll; until then exit codes come from `state` when it has one).
+    pub poll: Duration,
+}
+
+/// Whether a runtime error means "no such container" (teardown counts that as done).
+fn is_not_found(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("does not exist") || m.contains("not found") || m.contains("no such")
+}
+
+impl RuntimeCli {
+    async fn run(
+        &self,
+        verb: &'static str,
+        id: &str,
+        args: Vec<String>,
+    ) -> Result<Vec<u8>, SeamError> {
+        let out = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.root)
+            .arg(verb)
+            .args(&args)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| SeamError::Runtime {
+                verb,
+                id: id.into(),
+                message: format!("running {}: {e}", self.binary.display()),
+            })?;
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        Err(SeamError::Runtime {
+            verb,
+            id: id.into(),
+            message: format!("{} ({})", last, out.status),
+        })
+    }
+
+    async fn state_of(&self, id: &str) -> Result<(RuntimeState, Option<i32>), SeamError> {
+        let out = self.run("state", id, vec![id.into()]).await?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out).map_err(|e| SeamError::Runtime {
+                verb: "state",
+                id: id.into(),
+                message: format!("unreadable state JSON: {e}"),
+            })?;
+        let status = match v["status"].as_str() {
+            Some("created") => RuntimeStatus::Created,
+            Some("running") => RuntimeStatus::Running,
+            Some("paused") => RuntimeStatus::Paused,
+            _ => RuntimeStatus::Stopped,
+        };
+        let pid = v["pid"]
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| *p > 0);
+        let code = v["exitCode"].as_i64().and_then(|c| i32::try_from(c).ok());
+        Ok((RuntimeState { status, pid }, code))
+    }
+}
+
+impl Runtime for RuntimeCli {
+    fn create(&self, a: CreateArgs) -> BoxFuture<'_, Result<(), SeamError>> {
+        Box::pin(async move {
+            let args = vec![
+                "--bundle".into(),
+                a.bundle.display().to_string(),
+                "--pid-file".into(),
+                a.pid_file.display().to_string(),
+                a.id.clone(),
+            ];
+            self.run("create", &a.id, args).await.map(drop)
+        })
+    }
+    fn start(&self, a: StartArgs) -> BoxFuture<'_, Result<(), SeamError>> {
+        Box::pin(async move { self.run("start", &a.id, vec![a.id.clone()]).await.map(drop) })
+    }
+    fn state(&self, a: StateArgs) -> BoxFuture<'_, Result<RuntimeState, SeamError>> {
+        Box::pin(async move { self.state_of(&a.id).await.map(|(s, _)| s) })
+    }
+    fn kill(&self, a: KillArgs) -> BoxFuture<'_, Result<(), SeamError>> {
+        Box::pin(async move {
+            self.run("kill", &a.id, vec![a.id.clone(), a.signal.name().into()])
+                .await
+                .map(drop)
+        })
+    }
+    fn delete(&self, a: DeleteArgs) -> BoxFuture<'_, Result<(), SeamError>> {
+        Box::pin(async move {
+            let mut args = Vec::new();
+            if a.force {
+                args.push("--force".to_owned());
+            }
+            args.push(a.id.clone());
+            match self.run("delete", &a.id, args).await {
+                Ok(_) => Ok(()),
+                Err(SeamError::Runtime { message, .. }) if is_not_found(&message) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+    fn wait(&self, id: String) -> BoxFuture<'_, Result<Exit, SeamError>> {
+        Box::pin(async move {
+            loop {
+                match self.state_of(&id).await {
+                    Ok((s, code)) if s.status == RuntimeStatus::Stopped => {
+                        return Ok(Exit {
+                            code,
+                            is_oom: false,
+                        })
+                    }
+                    Ok(_) => tokio::time::sleep(self.poll).await,
+                    Err(SeamError::Runtime { message, .. }) if is_not_found(&message) => {
+                        return Ok(Exit {
+                            code: None,
+                            is_oom: false,
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+    }
+}
+
+/// The `images` library.
+pub struct ImagesLib {
+    /// The store under `<root>/images`.
+    pub store: Arc<images::Store>,
+}
+
+fn image_err(image: &str) -> impl Fn(String) -> SeamError + '_ {
+    move |message| SeamError::Image {
+        image: image.to_owned(),
+        message,
+    }
+}
+
+impl ImageSource for ImagesLib {
+    fn pull(&self, image: String) -> BoxFuture<'_, Result<PulledImage, SeamError>> {
+        Box::pin(async move {
+            // Present locally (pulled or loaded before): no registry round trip.
+            if let Ok(rec) = self.store.resolve(&image) {
+                return Ok(PulledImage {
+                    digest: Some(rec.id.to_string()),
+                });
+            }
+            let report = self
+                .store
+                .pull(&image, &images::PullOptions::default())
+                .await
+                .map_err(|e| image_err(&image)(crate::cli::error_chain(&e)))?;
+            Ok(PulledImage {
+                digest: Some(report.image.id.to_string()),
+            })
+        })
+    }
+    fn create_rootfs(&self, a: RootfsArgs) -> BoxFuture<'_, Result<PreparedRootfs, SeamError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let image = a.image.clone();
+            let joined = tokio::task::spawn_blocking(move || -> Result<PreparedRootfs, String> {
+                let chain = |e: images::ImageError| crate::cli::error_chain(&e);
+                let rec = store.resolve(&a.image).map_err(chain)?;
+                let rootfs = store.create_rootfs(&a.image, &a.key).map_err(chain)?;
+                let overrides = images::Overrides {
+                    entry_point: a.process.entry_point,
+                    command: a.process.command,
+                    environment: a.process.environment,
+                    working_directory: a.process.working_directory,
+                    user: a.process.user,
+                };
+                let process = store
+                    .image_config(&rec)
+                    .and_then(|config| images::resolve_process(&config, &overrides, &rootfs.path));
+                match process {
+                    Ok(p) => Ok(PreparedRootfs {
+                        path: rootfs.path,
+                        process: p.to_oci_process(),
+                    }),
+                    Err(e) => {
+                        let _ = store.remove_rootfs(&a.key);
+                        Err(chain(e))
+                    }
+                }
+            })
+            .await;
+            match joined {
+                Ok(r) => r.map_err(image_err(&image)),
+                Err(e) => Err(image_err(&image)(format!("rootfs worker failed: {e}"))),
+            }
+        })
+    }
+    fn remove_rootfs(&self, key: String) -> BoxFuture<'_, Result<(), SeamError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let k = key.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                store
+                    .remove_rootfs(&k)
+                    .map_err(|e| crate::cli::error_chain(&e))
+            })
+            .await;
+            match joined {
+                Ok(r) => r.map_err(image_err(&key)),
+                Err(e) => Err(image_err(&key)(format!("rootfs worker failed: {e}"))),
+            }
+        })
+    }
+}
+
+/// berth-netd over its unix socket.
+pub struct NetdNetwork {
+    /// The blocking client.
+    pub client: Arc<netd::api::Client>,
+}
+
+impl Network for NetdNetwork {
+    fn attach(&self, a: AttachArgs) -> BoxFuture<'_, Result<AttachedEni, SeamError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let task = a.task.clone();
+            let req = netd::api::AttachRequest {
+                task: a.task,
+                subnet: a.subnet,
+                security_groups: a.security_groups,
+                port_mappings: Vec::new(),
+                hostname: None,
+            };
+            let joined = tokio::task::spawn_blocking(move || client.attach(&req)).await;
+            let net_err = |message: String| SeamError::Network {
+                task: task.clone(),
+                message,
+            };
+            let eni = joined
+                .map_err(|e| net_err(format!("netd worker failed: {e}")))?
+                .map_err(|e| net_err(crate::cli::error_chain(&e)))?;
+            Ok(AttachedEni {
+                eni_id: eni.eni_id,
+                subnet: eni.subnet,
+                ip: eni.ip.to_string(),
+                mac: eni.mac,
+                netns_path: eni.netns_path,
+                resolv_conf: eni.resolv_conf,
+                hosts: eni.hosts,
+            })
+        })
+    }
+    fn detach(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let t = task.clone();
+            let joined = tokio::task::spawn_blocking(move || client.detach(&t)).await;
+            let net_err = |message: String| SeamError::Network {
+                task: task.clone(),
+                message,
+            };
+            match joined.map_err(|e| net_err(format!("netd worker failed: {e}")))? {
+                Ok(()) => Ok(()),
+                Err(e) if e.status() == Some(404) => Ok(()),
+                Err(e) => Err(net_err(crate::cli::error_chain(&e))),
+            }
+        })
+    }
+}

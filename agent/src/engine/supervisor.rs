@@ -1,0 +1,454 @@
+//! One supervisor per task: the only writer of its record. It asks the pure lifecycle what to
+//! do next, performs it through the seams, records the transition (one transaction), and
+//! otherwise waits for StopTask, a container exit, or a stop deadline.
+
+use super::bundle;
+use super::lifecycle::{next_action, next_deadline, Action};
+use super::seams::{
+    AttachArgs, CreateArgs, DeleteArgs, Exit, KillArgs, ProcessOverrides, RootfsArgs, SeamError,
+    Seams, StartArgs, StopSignal,
+};
+use super::shutdown::CancellationToken;
+use crate::model::{
+    now_epoch, random_uuid, ContainerStatus, DesiredStatus, EniRecord, StopCode, TaskRecord,
+    TaskStatus,
+};
+use crate::store::Store;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+/// How long one runtime verb or netd call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one image pull may take.
+pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What the engine sends a supervisor.
+#[derive(Debug)]
+pub enum TaskCmd {
+    /// StopTask: desired → STOPPED; the reply is the task right after recording that.
+    Stop {
+        /// StopTask's reason, or "Task stopped by user".
+        reason: Option<String>,
+        /// The updated record.
+        reply: oneshot::Sender<TaskRecord>,
+    },
+}
+
+async fn timed<T>(
+    what: String,
+    after: Duration,
+    f: impl Future<Output = Result<T, SeamError>>,
+) -> Result<T, SeamError> {
+    tokio::time::timeout(after, f)
+        .await
+        .unwrap_or(Err(SeamError::Timeout { what, after }))
+}
+
+/// The definition's process settings with RunTask's `containerOverrides` for this container
+/// applied (command replaces; environment entries are added after, so the same name wins).
+pub fn process_overrides(
+    spec: &crate::taskdef::ContainerSpec,
+    overrides: &serde_json::Value,
+) -> ProcessOverrides {
+    let mut p = ProcessOverrides {
+        entry_point: spec.entry_point.clone(),
+        command: spec.command.clone(),
+        environment: spec.environment.clone(),
+        working_directory: spec.working_directory.clone(),
+        user: spec.user.clone(),
+    };
+    let ours = overrides["containerOverrides"].as_array().and_then(|list| {
+        list.iter()
+            .find(|o| o["name"] == serde_json::json!(spec.name))
+    });
+    if let Some(o) = ours {
+        if let Ok(command) = serde_json::from_value::<Vec<String>>(o["command"].clone()) {
+            p.command = Some(command);
+        }
+        for kv in o["environment"].as_array().into_iter().flatten() {
+            if let (Some(k), v) = (
+                kv["name"].as_str(),
+                kv["value"].as_str().unwrap_or_default(),
+            ) {
+                p.environment.retain(|(name, _)| name != k);
+                p.environment.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    p
+}
+
+/// The per-task loop.
+pub struct Supervisor {
+    task: TaskRecord,
+    store: Store,
+    seams: Seams,
+    exits_tx: mpsc::UnboundedSender<(usize, Exit)>,
+    exits_rx: mpsc::UnboundedReceiver<(usize, Exit)>,
+    waiters: JoinSet<()>,
+}
+
+impl Supervisor {
+    /// A supervisor for `task` (new, or read back from the store after a restart).
+    pub fn new(task: TaskRecord, store: Store, seams: Seams) -> Self {
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        Self {
+            task,
+            store,
+            seams,
+            exits_tx,
+            exits_rx,
+            waiters: JoinSet::new(),
+        }
+    }
+
+    /// Drive the task until STOPPED or shutdown. Containers keep running across shutdown.
+    pub async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<TaskCmd>,
+        shutdown: CancellationToken,
+    ) -> TaskRecord {
+        // After a restart: watch the containers that were running.
+        for i in 0..self.task.containers.len() {
+            if self.task.containers[i].status == ContainerStatus::Running {
+                self.watch_exit(i);
+            }
+        }
+        loop {
+            if let Some(action) = next_action(&self.task, now_epoch()) {
+                tracing::debug!(task = %self.task.id, ?action, "lifecycle step");
+                self.perform(action).await;
+                self.record();
+                continue;
+            }
+            if self.task.is_stopped() {
+                break;
+            }
+            let deadline = next_deadline(&self.task)
+                .map(|at| Duration::from_secs_f64((at - now_epoch()).max(0.0)));
+            tokio::select! {
+                Some(cmd) = cmds.recv() => self.apply(cmd),
+                Some((i, exit)) = self.exits_rx.recv() => { self.observe_exit(i, exit); self.record(); }
+                () = tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(3600))), if deadline.is_some() => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        self.waiters.abort_all();
+        self.task
+    }
+
+    fn record(&mut self) {
+        self.task.version += 1;
+        if let Err(e) = self.store.put_task(&self.task) {
+            tracing::error!(task = %self.task.id, error = %crate::cli::error_chain(&e), "recording a transition failed");
+        }
+    }
+
+    fn apply(&mut self, cmd: TaskCmd) {
+        match cmd {
+            TaskCmd::Stop { reason, reply } => {
+                if self.task.desired == DesiredStatus::Running {
+                    let reason = reason.unwrap_or_else(|| "Task stopped by user".into());
+                    self.stop_task(StopCode::UserInitiated, reason);
+                    self.record();
+                }
+                let _ = reply.send(self.task.clone());
+            }
+        }
+    }
+
+    fn stop_task(&mut self, code: StopCode, reason: String) {
+        if self.task.desired == DesiredStatus::Stopped {
+            return;
+        }
+        tracing::info!(task = %self.task.id, code = code.as_str(), %reason, "stopping task");
+        self.task.desired = DesiredStatus::Stopped;
+        self.task.stop_code = Some(code);
+        self.task.stopped_reason = Some(reason);
+        self.task.times.stopping_at.get_or_insert(now_epoch());
+    }
+
+    fn observe_exit(&mut self, i: usize, exit: Exit) {
+        let c = &mut self.task.containers[i];
+        if c.status == ContainerStatus::Stopped {
+            return;
+        }
+        tracing::info!(task = %self.task.id, container = %c.spec.name, code = ?exit.code, "container exited");
+        c.status = ContainerStatus::Stopped;
+        c.exit_code = exit.code;
+        if exit.is_oom {
+            c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
+        }
+    }
+
+    fn watch_exit(&mut self, i: usize) {
+        let Some(id) = self.task.containers[i].runtime_id.clone() else {
+            return;
+        };
+        let runtime = self.seams.runtime.clone();
+        let tx = self.exits_tx.clone();
+        self.waiters.spawn(async move {
+            let exit = match runtime.wait(id.clone()).await {
+                Ok(exit) => exit,
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "waiting for the container failed; reporting it stopped");
+                    Exit { code: None, is_oom: false }
+                }
+            };
+            let _ = tx.send((i, exit));
+        });
+    }
+
+    async fn perform(&mut self, action: Action) {
+        let now = now_epoch();
+        match action {
+            Action::AttachNetwork => self.attach().await,
+            Action::Advance(status) => self.advance(status, now),
+            Action::Pull(i) => self.pull(i, now).await,
+            Action::Create(i) => self.create(i).await,
+            Action::Start(i) => self.start(i).await,
+            Action::SignalStop(i) => self.signal(i, StopSignal::Term, now).await,
+            Action::Kill(i) => self.signal(i, StopSignal::Kill, now).await,
+            Action::MarkStopped(i) => self.task.containers[i].status = ContainerStatus::Stopped,
+            Action::Remove(i) => self.remove(i).await,
+            Action::DetachNetwork => self.detach().await,
+            Action::StopTask { code, reason } => self.stop_task(code, reason),
+        }
+    }
+
+    fn advance(&mut self, status: TaskStatus, now: f64) {
+        let t = &mut self.task;
+        tracing::info!(task = %t.id, from = t.last_status.as_str(), to = status.as_str(), "task status");
+        t.last_status = status;
+        match status {
+            TaskStatus::Running => {
+                t.times.started_at.get_or_insert(now);
+            }
+            TaskStatus::Stopping => {
+                t.times.stopping_at.get_or_insert(now);
+            }
+            TaskStatus::Deprovisioning => {
+                t.times.execution_stopped_at.get_or_insert(now);
+            }
+            TaskStatus::Stopped => {
+                t.times.stopped_at.get_or_insert(now);
+            }
+            _ => {}
+        }
+    }
+
+    async fn attach(&mut self) {
+        let args = AttachArgs {
+            task: self.task.id.clone(),
+            subnet: self.task.network.subnets.first().cloned(),
+            security_groups: self.task.network.security_groups.clone(),
+        };
+        let network = self.seams.network.clone();
+        match timed(
+            format!("attach ENI of {}", self.task.id),
+            CALL_TIMEOUT,
+            network.attach(args),
+        )
+        .await
+        {
+            Ok(eni) => {
+                tracing::info!(task = %self.task.id, ip = %eni.ip, "eni attached");
+                self.task.eni = Some(EniRecord {
+                    attachment_id: random_uuid().unwrap_or_else(|_| self.task.id.clone()),
+                    eni_id: eni.eni_id,
+                    subnet: eni.subnet,
+                    ip: eni.ip,
+                    mac: eni.mac,
+                    netns_path: eni.netns_path.display().to_string(),
+                });
+            }
+            Err(e) => self.stop_task(
+                StopCode::TaskFailedToStart,
+                format!("ResourceInitializationError: {e}"),
+            ),
+        }
+    }
+
+    async fn pull(&mut self, i: usize, now: f64) {
+        self.task.times.pull_started_at.get_or_insert(now);
+        let image = self.task.containers[i].spec.image.clone();
+        let images = self.seams.images.clone();
+        let result = timed(format!("pull {image}"), PULL_TIMEOUT, images.pull(image)).await;
+        self.task.times.pull_stopped_at = Some(now_epoch());
+        let c = &mut self.task.containers[i];
+        match result {
+            Ok(p) => {
+                c.image_digest = p.digest;
+                c.status = ContainerStatus::Pulled;
+            }
+            Err(e) => {
+                let reason = format!("CannotPullContainerError: {e}");
+                c.reason = Some(reason.clone());
+                self.stop_task(StopCode::TaskFailedToStart, reason);
+            }
+        }
+    }
+
+    async fn create(&mut self, i: usize) {
+        let id = format!("berth-{}-{i}", self.task.id);
+        // Write-ahead: the id is on disk before the runtime knows it, so a restarted agent can
+        // find (and delete) a container created just before a crash.
+        self.task.containers[i].runtime_id = Some(id.clone());
+        self.record();
+        match self.create_container(i, &id).await {
+            Ok(()) => self.task.containers[i].status = ContainerStatus::Created,
+            Err(e) => {
+                let reason = format!("CannotCreateContainerError: {e}");
+                self.task.containers[i].reason = Some(reason.clone());
+                self.stop_task(StopCode::TaskFailedToStart, reason);
+            }
+        }
+    }
+
+    async fn create_container(&mut self, i: usize, id: &str) -> Result<(), SeamError> {
+        let runtime = self.seams.runtime.clone();
+        let images = self.seams.images.clone();
+        // A leftover from a crash between the write-ahead and here: remove it first.
+        timed(
+            format!("delete {id}"),
+            CALL_TIMEOUT,
+            runtime.delete(DeleteArgs {
+                id: id.into(),
+                force: true,
+            }),
+        )
+        .await?;
+        let spec = self.task.containers[i].spec.clone();
+        let process = process_overrides(&spec, &self.task.overrides);
+        let rootfs_args = RootfsArgs {
+            image: spec.image.clone(),
+            key: id.into(),
+            process,
+        };
+        let rootfs = timed(
+            format!("rootfs of {id}"),
+            CALL_TIMEOUT,
+            images.create_rootfs(rootfs_args),
+        )
+        .await?;
+        let dir = self.seams.tasks_dir.join(&self.task.id).join(&spec.name);
+        let netns = self.task.eni.as_ref().map(|e| e.netns_path.clone());
+        bundle::write(
+            &dir,
+            &bundle::BundleInput {
+                id,
+                spec: &spec,
+                rootfs: &rootfs,
+                netns: netns.as_deref(),
+            },
+        )?;
+        let args = CreateArgs {
+            id: id.into(),
+            bundle: dir.clone(),
+            pid_file: dir.join("init.pid"),
+        };
+        timed(format!("create {id}"), CALL_TIMEOUT, runtime.create(args)).await
+    }
+
+    async fn start(&mut self, i: usize) {
+        let Some(id) = self.task.containers[i].runtime_id.clone() else {
+            return;
+        };
+        let runtime = self.seams.runtime.clone();
+        match timed(
+            format!("start {id}"),
+            CALL_TIMEOUT,
+            runtime.start(StartArgs { id }),
+        )
+        .await
+        {
+            Ok(()) => {
+                self.task.containers[i].status = ContainerStatus::Running;
+                self.watch_exit(i);
+            }
+            Err(e) => {
+                let reason = format!("CannotStartContainerError: {e}");
+                self.task.containers[i].reason = Some(reason.clone());
+                self.task.containers[i].status = ContainerStatus::Stopped;
+                self.stop_task(StopCode::TaskFailedToStart, reason);
+            }
+        }
+    }
+
+    async fn signal(&mut self, i: usize, signal: StopSignal, now: f64) {
+        let Some(id) = self.task.containers[i].runtime_id.clone() else {
+            return;
+        };
+        // Record the act before doing it.
+        match signal {
+            StopSignal::Term => self.task.containers[i].stop_signalled_at = Some(now),
+            StopSignal::Kill => self.task.containers[i].is_kill_sent = true,
+        }
+        self.record();
+        let runtime = self.seams.runtime.clone();
+        let what = format!("kill {id} {}", signal.name());
+        if let Err(e) = timed(what, CALL_TIMEOUT, runtime.kill(KillArgs { id, signal })).await {
+            // Most often it already exited; its waiter reports the exit.
+            tracing::warn!(task = %self.task.id, error = %e, "signalling a container failed");
+        }
+    }
+
+    async fn remove(&mut self, i: usize) {
+        let c = &self.task.containers[i];
+        let Some(id) = c.runtime_id.clone() else {
+            return;
+        };
+        let dir = self.seams.tasks_dir.join(&self.task.id).join(&c.spec.name);
+        let runtime = self.seams.runtime.clone();
+        let images = self.seams.images.clone();
+        let mut errors = Vec::new();
+        if let Err(e) = timed(
+            format!("delete {id}"),
+            CALL_TIMEOUT,
+            runtime.delete(DeleteArgs {
+                id: id.clone(),
+                force: true,
+            }),
+        )
+        .await
+        {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = timed(
+            format!("remove rootfs {id}"),
+            CALL_TIMEOUT,
+            images.remove_rootfs(id.clone()),
+        )
+        .await
+        {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                errors.push(format!("removing {}: {e}", dir.display()));
+            }
+        }
+        for e in &errors {
+            tracing::error!(task = %self.task.id, container = %id, error = %e, "teardown step failed");
+        }
+        self.task.containers[i].is_removed = true;
+    }
+
+    async fn detach(&mut self) {
+        let network = self.seams.network.clone();
+        let task = self.task.id.clone();
+        if let Err(e) = timed(
+            format!("detach ENI of {task}"),
+            CALL_TIMEOUT,
+            network.detach(task.clone()),
+        )
+        .await
+        {
+            tracing::error!(task = %task, error = %e, "detaching the ENI failed");
+        }
+        let _ = std::fs::remove_dir(self.seams.tasks_dir.join(&task));
+        self.task.is_eni_detached = true;
+    }
+}
