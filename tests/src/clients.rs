@@ -356,6 +356,13 @@ pub fn mounts_below(mountinfo: &str, dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A host file's content, trimmed; panics naming the file when unreadable.
+pub fn read_trimmed(path: &Path) -> String {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
 /// Whether this process has CAP_SYS_RESOURCE (some sandboxes run root without it).
 fn have_cap_sys_resource() -> bool {
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -904,6 +911,40 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
             .join(&self.ns)
             .join(id)
             .join(file)
+    }
+
+    /// The memory limit of container `id` as the host's cgroup files hold it (v1
+    /// `memory.limit_in_bytes`, else v2 `memory.max`).
+    pub fn memory_limit(&self, id: &str) -> String {
+        let v1 = self.cgroup_file("memory", id, "memory.limit_in_bytes");
+        let path = if Path::new("/sys/fs/cgroup/memory").is_dir() {
+            v1
+        } else {
+            Path::new("/sys/fs/cgroup")
+                .join(&self.ns)
+                .join(id)
+                .join("memory.max")
+        };
+        read_trimmed(&path)
+    }
+
+    /// `FROZEN` or `THAWED`: the freezer of container `id` on the host (v1 `freezer.state`,
+    /// else v2 `cgroup.freeze`).
+    pub fn freezer_state(&self, id: &str) -> String {
+        if Path::new("/sys/fs/cgroup/freezer").is_dir() {
+            read_trimmed(&self.cgroup_file("freezer", id, "freezer.state"))
+        } else {
+            let v2 = Path::new("/sys/fs/cgroup")
+                .join(&self.ns)
+                .join(id)
+                .join("cgroup.freeze");
+            if read_trimmed(&v2) == "1" {
+                "FROZEN"
+            } else {
+                "THAWED"
+            }
+            .to_string()
+        }
     }
 
     /// Mounts at or below the test dir as containerd sees them (its private namespace).

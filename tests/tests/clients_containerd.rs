@@ -24,12 +24,6 @@ fn host_ns(pid: &str, ns: &str) -> String {
         .unwrap_or_else(|e| panic!("read /proc/{pid}/ns/{ns}: {e}"))
 }
 
-fn read_host(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
 #[test]
 fn containerd_runc_shim_drives_berth_runtime() {
     if !require_root() {
@@ -74,15 +68,19 @@ fn containerd_runc_shim_drives_berth_runtime() {
     // task's state lives in berth-runtime's --root (the shim really ran berth-runtime)
     let main = unique("m");
     c.run_detached(&main, &["--memory-limit", "33554432"], &["sleep", "1000"]);
-    assert_eq!(
-        read_host(&c.cgroup_file("memory", &main, "memory.limit_in_bytes")),
-        "33554432"
-    );
+    assert_eq!(c.memory_limit(&main), "33554432", "host memory limit");
     assert!(
         c.rtroot.join(&c.ns).join(&main).is_dir(),
         "no berth-runtime state at {}",
         c.rtroot.join(&c.ns).join(&main).display()
     );
+    for host in [
+        Path::new("/run/berth-runtime").join(&c.ns),
+        Path::new("/run/containerd/io.containerd.runtime.v2.task").join(&c.ns),
+        Path::new("/var/lib/containerd/io.containerd.runtime.v2.task").join(&c.ns),
+    ] {
+        assert!(!host.exists(), "{} written on the host", host.display());
+    }
     let (pid, _) = c.task(&main).expect("task listed");
     let pid = pid.to_string();
 
@@ -117,13 +115,12 @@ fn containerd_runc_shim_drives_berth_runtime() {
     assert_eq!(o.code, Some(7), "exec exit code: {o:?}");
 
     // pause freezes the task's cgroup, resume thaws it
-    let freezer = c.cgroup_file("freezer", &main, "freezer.state");
     c.ctr(["tasks", "pause", &main]).ok("tasks pause");
     assert_eq!(c.task(&main).map(|t| t.1).as_deref(), Some("PAUSED"));
-    assert_eq!(read_host(&freezer), "FROZEN");
+    assert_eq!(c.freezer_state(&main), "FROZEN");
     c.ctr(["tasks", "resume", &main]).ok("tasks resume");
     assert_eq!(c.task(&main).map(|t| t.1).as_deref(), Some("RUNNING"));
-    assert_eq!(read_host(&freezer), "THAWED");
+    assert_eq!(c.freezer_state(&main), "THAWED");
     let o = c.ctr([
         "tasks",
         "exec",

@@ -2,8 +2,8 @@
 //! run root, config, locks, events log, cgroup parent and runtime root are all private to the
 //! test ([`berth_tests::clients::Podman`]). The image is busybox + the probe, built offline.
 
-use berth_tests::clients::{Out, Podman};
-use berth_tests::{require_root, wait_until};
+use berth_tests::clients::{busybox_image, Out, Podman};
+use berth_tests::{require_root, unique, wait_until, Cleanup};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -220,6 +220,17 @@ fn podman_detached_container_exec_pause_unpause_stop() {
         Path::new("/proc").join(pid).is_dir(),
         "init {pid} not alive"
     );
+    // the runtime keeps its state in the private root, podman its rootfs in private storage
+    assert!(pm.rtroot.join(&id).is_dir(), "no runtime state in --root");
+    assert!(
+        !Path::new("/run/berth-runtime").join(&id).exists(),
+        "state in the runtime's default root"
+    );
+    let merged = pm.inspect(&name, "{{.GraphDriver.Data.MergedDir}}");
+    assert!(
+        Path::new(&merged).starts_with(&pm.dir),
+        "rootfs {merged} outside the test's storage"
+    );
     // podman runs the test's wrapper, which execs berth-runtime with its private --root
     assert_eq!(
         Path::new(runtime),
@@ -263,4 +274,28 @@ fn podman_detached_container_exec_pause_unpause_stop() {
     pm.podman(["rm", &name]).ok("rm");
     assert_nothing_left(&pm);
     assert_cleanup_complete(pm);
+}
+
+#[test]
+fn test_image_is_reproducible() {
+    let mut cleanup = Cleanup::new();
+    let mut build = || {
+        let dir = berth_tests::env::test_dir(&unique("im"));
+        let d = dir.clone();
+        cleanup.defer(format!("image dir {}", dir.display()), move || {
+            std::fs::remove_dir_all(&d).map_err(|e| e.to_string())
+        });
+        let image = busybox_image(&dir);
+        (
+            image.id,
+            std::fs::read(&image.archive).expect("read archive"),
+        )
+    };
+    let (id1, archive1) = build();
+    let (id2, archive2) = build();
+    assert_eq!(id1, id2, "config digest differs between builds");
+    assert!(
+        archive1 == archive2,
+        "oci-archive bytes differ between builds"
+    );
 }
