@@ -385,6 +385,10 @@ fn hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
     lim.rlim_max
 }
 
+/// Where containers/image keeps root's blob-info cache, and its parents: the deepest one that
+/// exists is hidden while podman loads the image.
+const BLOB_INFO_CACHE: [&str; 2] = ["/var/lib/containers/cache", "/var/lib/containers"];
+
 /// One podman whose every file lives in the test's directory.
 pub struct Podman {
     /// The unique test name: also the cgroup parent `/<name>`.
@@ -501,7 +505,7 @@ berth-runtime = ["{w}"]
         {
             // Runs before the directory step: remove containers while podman can still
             // unmount their storage.
-            let p = Podman::command_for(&dir, &wrapper);
+            let p = Podman::command_for(&dir, &wrapper, None);
             let dir2 = dir.clone();
             cleanup.defer("podman containers", move || {
                 let mut c = p;
@@ -519,20 +523,38 @@ berth-runtime = ["{w}"]
             ulimit_flags,
             cleanup,
         };
-        pm.podman([
-            "load",
-            "--signature-policy",
-            &pm.dir.join("policy.json").display().to_string(),
-            "-i",
-            &pm.image.archive.display().to_string(),
-        ])
-        .ok("podman load");
+        // podman 4.3 (containers/image) keeps a blob-info cache at /var/lib/containers/cache
+        // for root whatever the storage config says: load in a private mount namespace where
+        // that place is an empty tmpfs, so the host's file is not written.
+        let hide = BLOB_INFO_CACHE
+            .iter()
+            .map(Path::new)
+            .find(|p| p.is_dir())
+            .unwrap_or(Path::new("/var/lib"));
+        let mut load = Podman::command_for(&pm.dir, &pm.wrapper, Some(hide));
+        load.args(["load", "--signature-policy"])
+            .arg(pm.dir.join("policy.json"))
+            .arg("-i")
+            .arg(&pm.image.archive);
+        capture(&mut load).ok("podman load");
         pm
     }
 
-    /// `timeout … podman` with the private globals and environment (no arguments yet).
-    fn command_for(dir: &Path, wrapper: &Path) -> Command {
-        let mut c = timed("podman");
+    /// `timeout … podman` with the private globals and environment (no arguments yet). With
+    /// `hide`, podman runs in a private mount namespace with an empty tmpfs over `hide`.
+    fn command_for(dir: &Path, wrapper: &Path, hide: Option<&Path>) -> Command {
+        let mut c = match hide {
+            None => timed("podman"),
+            Some(hide) => {
+                let mut c = timed("unshare");
+                c.args(["-m", "--propagation", "private", "sh", "-c"])
+                    .arg(r#"mount -n -t tmpfs -o size=16m,mode=0700 bt-podman-cache "$1" && shift && exec "$@""#)
+                    .arg("sh")
+                    .arg(hide)
+                    .arg("podman");
+                c
+            }
+        };
         c.arg("--root")
             .arg(dir.join("root"))
             .arg("--runroot")
@@ -566,7 +588,7 @@ berth-runtime = ["{w}"]
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut c = Podman::command_for(&self.dir, &self.wrapper);
+        let mut c = Podman::command_for(&self.dir, &self.wrapper, None);
         c.args(args);
         capture(&mut c)
     }
