@@ -5,6 +5,7 @@
 //! command line; `taskdef` is the task-definition schema and its validation.
 pub mod api;
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod model;
 pub mod store;

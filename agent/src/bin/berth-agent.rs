@@ -1,1 +1,73 @@
-fn main() {}
+//! `berth-agent`: the ECS JSON API on a root-only unix socket, one supervisor per task.
+
+use berth_agent::daemon::{self, FileConfig};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// berth-agent: runs ECS task definitions on this host with Fargate's per-task isolation.
+#[derive(Parser)]
+#[command(name = "berth-agent", version)]
+struct Cli {
+    /// TOML file with the same keys as the flags (`root`, `socket`, `netd_socket`, `runtime`,
+    /// `runtime_root`, `region`, `account_id`); flags win.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// State root (agent.db, images, task bundles). Default /var/lib/berth.
+    #[arg(long, env = "BERTH_ROOT")]
+    root: Option<PathBuf>,
+    /// The agent's unix socket (mode 0600). Default /run/berth/agent.sock.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// berth-netd's socket. Default /run/berth/netd.sock.
+    #[arg(long)]
+    netd_socket: Option<PathBuf>,
+    /// The runc-compatible runtime binary. Default: berth-runtime next to this binary, else PATH.
+    #[arg(long)]
+    runtime: Option<PathBuf>,
+    /// The runtime's --root. Default /run/berth-runtime.
+    #[arg(long)]
+    runtime_root: Option<PathBuf>,
+    /// Region in ARNs. Default us-east-1.
+    #[arg(long)]
+    region: Option<String>,
+    /// Account id in ARNs. Default 123456789012.
+    #[arg(long)]
+    account_id: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = (|| {
+        let file = match &cli.config {
+            Some(path) => daemon::read_config(path)?,
+            None => FileConfig::default(),
+        };
+        let flags = FileConfig {
+            root: cli.root,
+            socket: cli.socket,
+            netd_socket: cli.netd_socket,
+            runtime: cli.runtime,
+            runtime_root: cli.runtime_root,
+            region: cli.region,
+            account_id: cli.account_id,
+        };
+        let config = daemon::Config::resolve(flags, file)?;
+        let rt = tokio::runtime::Runtime::new().map_err(daemon::DaemonError::AsyncRuntime)?;
+        rt.block_on(daemon::run(config))
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth-agent: {}", berth_agent::cli::error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The `berth-agent` daemon: configuration (flags over a TOML file over defaults), wiring of
+//! the real seams, the unix-socket listener, and shutdown on SIGTERM/SIGINT.
+
+use crate::api::arn::Arns;
+use crate::api::http::{bind, serve, ListenError};
+use crate::api::Dispatcher;
+use crate::engine::real::{ImagesLib, NetdNetwork, RuntimeCli};
+use crate::engine::seams::Seams;
+use crate::engine::shutdown::CancellationToken;
+use crate::engine::Engine;
+use crate::store::{Store, StoreError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The agent's socket when nothing says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/berth/agent.sock";
+/// The state root when nothing says otherwise.
+pub const DEFAULT_ROOT: &str = "/var/lib/berth";
+/// berth-runtime's state dir.
+pub const DEFAULT_RUNTIME_ROOT: &str = "/run/berth-runtime";
+
+/// The TOML file: every key optional, same names as the flags (with `_`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// State root.
+    pub root: Option<PathBuf>,
+    /// The agent's unix socket.
+    pub socket: Option<PathBuf>,
+    /// berth-netd's socket.
+    pub netd_socket: Option<PathBuf>,
+    /// The runtime binary.
+    pub runtime: Option<PathBuf>,
+    /// The runtime's `--root`.
+    pub runtime_root: Option<PathBuf>,
+    /// The region in ARNs.
+    pub region: Option<String>,
+    /// The account id in ARNs.
+    pub account_id: Option<String>,
+}
+
+/// Everything the daemon runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// State root: `agent.db`, `images/`, `tasks/`.
+    pub root: PathBuf,
+    /// The agent's unix socket.
+    pub socket: PathBuf,
+    /// berth-netd's socket.
+    pub netd_socket: PathBuf,
+    /// The runtime binary.
+    pub runtime: PathBuf,
+    /// The runtime's `--root`.
+    pub runtime_root: PathBuf,
+    /// ARN region and account.
+    pub arns: Arns,
+}
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The config file could not be read.
+    #[error("reading config {path}")]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML of the right keys.
+    #[error("config {path}: {message}")]
+    ParseConfig {
+        /// The file.
+        path: PathBuf,
+        /// toml's message (names the key).
+        message: String,
+    },
+    /// A config value is wrong.
+    #[error("config: {0}")]
+    BadValue(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The image store could not be opened.
+    #[error("opening the image store under {root}")]
+    Images {
+        /// The state root.
+        root: PathBuf,
+        /// The cause.
+        source: images::ImageError,
+    },
+    /// The listener failed.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// The async runtime could not start.
+    #[error("starting the async runtime")]
+    AsyncRuntime(#[source] std::io::Error),
+    /// Installing the signal handlers failed.
+    #[error("installing signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Read `--config FILE`.
+pub fn read_config(path: &Path) -> Result<FileConfig, DaemonError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DaemonError::ReadConfig {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| DaemonError::ParseConfig {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// The runtime next to this executable when present (a build tree or an install prefix),
+/// else `berth-runtime` from PATH.
+fn default_runtime() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("berth-runtime")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("berth-runtime"))
+}
+
+impl Config {
+    /// Flags (`flags`) win over the file (`file`), which wins over the defaults.
+    pub fn resolve(flags: FileConfig, file: FileConfig) -> Result<Self, DaemonError> {
+        let arns_default = Arns::default();
+        let region = flags.region.or(file.region).unwrap_or(arns_default.region);
+        let account = flags
+            .account_id
+            .or(file.account_id)
+            .unwrap_or(arns_default.account);
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DaemonError::BadValue(format!(
+                "account_id '{account}' is not 12 digits"
+            )));
+        }
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(DaemonError::BadValue(format!(
+                "region '{region}' is not like us-east-1"
+            )));
+        }
+        let root = flags
+            .root
+            .or(file.root)
+            .unwrap_or_else(|| DEFAULT_ROOT.into());
+        Ok(Self {
+            socket: flags
+                .socket
+                .or(file.socket)
+                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            netd_socket: flags
+                .netd_socket
+                .or(file.netd_socket)
+                .unwrap_or_else(|| netd::api::DEFAULT_SOCKET.into()),
+            runtime: flags
+                .runtime
+                .or(file.runtime)
+                .unwrap_or_else(default_runtime),
+            runtime_root: flags
+                .runtime_root
+                .or(file.runtime_root)
+                .unwrap_or_else(|| DEFAULT_RUNTIME_ROOT.into()),
+            arns: Arns { region, account },
+            root,
+        })
+    }
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let store = Store::open(&config.root)?;
+    let image_store = images::Store::open(&config.root).map_err(|source| DaemonError::Images {
+        root: config.root.clone(),
+        source,
+    })?;
+    let seams = Seams {
+        runtime: Arc::new(RuntimeCli {
+            binary: config.runtime.clone(),
+            root: config.runtime_root.clone(),
+            poll: Duration::from_millis(200),
+        }),
+        images: Arc::new(ImagesLib {
+            store: Arc::new(image_store),
+        }),
+        network: Arc::new(NetdNetwork {
+            client: Arc::new(
+                netd::api::Client::new(config.netd_socket.clone())
+                    .with_timeout(Duration::from_secs(30)),
+            ),
+        }),
+        tasks_dir: config.root.join("tasks"),
+    };
+    let shutdown = CancellationToken::new();
+    let listener = bind(&config.socket)?;
+    let (handle, engine) =
+        Engine::new(store, config.arns.clone(), seams, shutdown.clone()).spawn()?;
+    let dispatcher = Dispatcher::new(handle, config.arns.clone());
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down; running tasks keep running");
+        stopper.cancel();
+    });
+    tracing::info!(socket = %config.socket.display(), root = %config.root.display(), "berth-agent listening");
+    let served = serve(
+        listener,
+        config.socket.clone(),
+        dispatcher,
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.cancel();
+    if let Err(e) = engine.await {
+        tracing::error!(error = %e, "the engine task failed");
+    }
+    served.map_err(DaemonError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            "root = \"/srv/berth\"\nsocket = \"/tmp/a.sock\"\nregion = \"eu-west-1\"",
+        )
+        .unwrap();
+        let flags = FileConfig {
+            socket: Some("/tmp/b.sock".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(flags, file).unwrap();
+        assert_eq!(c.root, PathBuf::from("/srv/berth"));
+        assert_eq!(c.socket, PathBuf::from("/tmp/b.sock"));
+        assert_eq!(c.arns.region, "eu-west-1");
+        assert_eq!(c.runtime_root, PathBuf::from(DEFAULT_RUNTIME_ROOT));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = toml::from_str::<FileConfig>("sockett = \"x\"").unwrap_err();
+        assert!(e.message().contains("sockett"), "{e}");
+        let flags = FileConfig {
+            account_id: Some("12".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(flags, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("account_id '12'"), "{e}");
+    }
+}
