@@ -226,17 +226,19 @@ impl Engine {
         let dir = self.group_dir();
         let name = format!("{}.json", g.id);
         let bytes = serde_json::to_vec_pretty(&spec).unwrap_or_default();
-        files::write_atomic(&dir, &name, &bytes).map_err(|source| NetdError::Store {
-            op: "write",
-            path: dir.join(name),
-            source,
+        files::write_atomic(&dir, &name, &bytes, files::Durability::Reboot).map_err(|source| {
+            NetdError::Store {
+                op: "write",
+                path: dir.join(name),
+                source,
+            }
         })
     }
 
     fn remove_group_file(&self, id: &GroupId) -> Result<(), NetdError> {
         let dir = self.group_dir();
         let name = format!("{id}.json");
-        files::remove_durable(&dir, &name).map_err(|source| NetdError::Store {
+        files::remove(&dir, &name, files::Durability::Reboot).map_err(|source| NetdError::Store {
             op: "remove",
             path: dir.join(name),
             source,

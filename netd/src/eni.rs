@@ -211,10 +211,12 @@ impl Engine {
         let dir = self.eni_dir();
         let file = format!("{}.json", rec.name);
         let bytes = serde_json::to_vec_pretty(rec).unwrap_or_default();
-        files::write_atomic(&dir, &file, &bytes).map_err(|source| NetdError::Store {
-            op: "write",
-            path: dir.join(&file),
-            source,
+        files::write_atomic(&dir, &file, &bytes, files::Durability::Process).map_err(|source| {
+            NetdError::Store {
+                op: "write",
+                path: dir.join(&file),
+                source,
+            }
         })?;
         rb.on_failure(Undo::RemoveRecord {
             name: rec.name.clone(),
@@ -274,10 +276,12 @@ impl Engine {
             Undo::RemoveRecord { name } => {
                 let dir = self.eni_dir();
                 let file = format!("{name}.json");
-                files::remove_durable(&dir, &file).map_err(|source| NetdError::Store {
-                    op: "remove",
-                    path: dir.join(file),
-                    source,
+                files::remove(&dir, &file, files::Durability::Process).map_err(|source| {
+                    NetdError::Store {
+                        op: "remove",
+                        path: dir.join(file),
+                        source,
+                    }
                 })
             }
             Undo::RemoveNetns { path } => netns::remove(path).map_err(|source| NetdError::Netns {

@@ -126,7 +126,7 @@ impl Engine {
                 Ok(r) if format!("{}.json", r.name) == file => r,
                 _ => {
                     tracing::warn!(file = %dir.join(&file).display(), "unreadable ENI record removed");
-                    let _ = files::remove_durable(&dir, &file);
+                    let _ = files::remove(&dir, &file, files::Durability::Process);
                     report.removed += 1;
                     continue;
                 }
@@ -196,7 +196,11 @@ impl Engine {
         if let Err(e) = netns::remove(&self.netns_path(&rec.name)) {
             tracing::warn!(error = %e, "remove stale netns");
         }
-        if let Err(e) = files::remove_durable(&self.eni_dir(), &format!("{}.json", rec.name)) {
+        if let Err(e) = files::remove(
+            &self.eni_dir(),
+            &format!("{}.json", rec.name),
+            files::Durability::Process,
+        ) {
             tracing::warn!(error = %e, "remove stale record");
         }
     }
