@@ -46,17 +46,17 @@ fn containerd_runc_shim_drives_berth_runtime() {
         );
     }
     let want_cgroup = format!("/{}/{id}", c.ns);
-    let memory_line = r["cgroup"]
-        .as_str()
-        .unwrap_or_default()
-        .lines()
+    // the memory controller's line on cgroup v1, else the unified line
+    let lines: Vec<&str> = r["cgroup"].as_str().unwrap_or_default().lines().collect();
+    let memory_line = lines
+        .iter()
         .find(|l| {
             l.split(':')
                 .nth(1)
                 .is_some_and(|c| c.split(',').any(|c| c == "memory"))
-                || l.starts_with("0::")
         })
-        .map(str::to_string)
+        .or_else(|| lines.iter().find(|l| l.starts_with("0::")))
+        .map(|l| l.to_string())
         .unwrap_or_default();
     assert!(
         memory_line.ends_with(&want_cgroup),
