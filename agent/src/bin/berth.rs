@@ -19,6 +19,14 @@ struct Cli {
         default_value = "/var/lib/berth"
     )]
     root: PathBuf,
+    /// berth-agent's socket, for the task commands.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_AGENT_SOCKET",
+        default_value = "/run/berth/agent.sock"
+    )]
+    agent_socket: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -31,14 +39,32 @@ enum Cmd {
     /// Subnets, ENIs and security groups, through berth-netd.
     #[command(subcommand)]
     Net(cli::net::NetCmd),
+    /// Register a task definition (ECS JSON) with berth-agent.
+    Register(cli::task::RegisterArgs),
+    /// Run tasks from a task definition.
+    Run(cli::task::RunArgs),
+    /// List tasks.
+    Ps(cli::task::PsArgs),
+    /// Show one task and its containers.
+    Describe(cli::task::DescribeArgs),
+    /// Stop a task (SIGTERM, stopTimeout, SIGKILL).
+    Stop(cli::task::StopArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = cli::Ctx { root: cli.root };
+    let ctx = cli::Ctx {
+        root: cli.root,
+        agent_socket: cli.agent_socket,
+    };
     let result = match cli.cmd {
         Cmd::Image(cmd) => cli::image::run(cmd, &ctx),
         Cmd::Net(cmd) => cli::net::run(cmd, &ctx),
+        Cmd::Register(a) => cli::task::register(a, &ctx),
+        Cmd::Run(a) => cli::task::run(a, &ctx),
+        Cmd::Ps(a) => cli::task::ps(a, &ctx),
+        Cmd::Describe(a) => cli::task::describe(a, &ctx),
+        Cmd::Stop(a) => cli::task::stop(a, &ctx),
     };
     match result {
         Ok(code) => code,

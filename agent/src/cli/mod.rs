@@ -1,7 +1,9 @@
 //! The `berth` CLI's subcommands, one module each.
 
+pub mod client;
 pub mod image;
 pub mod net;
+pub mod task;
 
 use std::path::PathBuf;
 
@@ -9,6 +11,8 @@ use std::path::PathBuf;
 pub struct Ctx {
     /// The state root (`--root`, `BERTH_ROOT`).
     pub root: PathBuf,
+    /// berth-agent's socket (`--agent-socket`, `BERTH_AGENT_SOCKET`), for the task commands.
+    pub agent_socket: PathBuf,
 }
 
 /// A subcommand's failure; printed as one line with its causes.

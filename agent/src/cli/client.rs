@@ -1,0 +1,134 @@
+//! A small blocking client of the agent's socket for the `berth` CLI: one HTTP/1.1 POST per
+//! call (`Connection: close`), ECS JSON in and out.
+
+use crate::api::TARGET_PREFIX;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a call to the agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket could not be reached.
+    #[error(
+        "cannot reach berth-agent at {socket} (is it running? --agent-socket / BERTH_AGENT_SOCKET)"
+    )]
+    Connect {
+        /// The socket.
+        socket: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Reading or writing the socket failed.
+    #[error("talking to berth-agent at {socket}")]
+    Io {
+        /// The socket.
+        socket: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The answer is not HTTP with a JSON body.
+    #[error("berth-agent sent an unreadable answer: {0}")]
+    Protocol(String),
+    /// The agent refused the request (ECS error).
+    #[error("{kind}: {message}")]
+    Api {
+        /// `__type`.
+        kind: String,
+        /// `message`.
+        message: String,
+    },
+}
+
+/// The agent at `socket`.
+pub struct AgentClient {
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+impl AgentClient {
+    /// A client of `socket`.
+    pub fn new(socket: &Path) -> Self {
+        Self {
+            socket: socket.to_owned(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Call `action` with `body`; the JSON answer, or the ECS error.
+    pub fn call(&self, action: &str, body: &Value) -> Result<Value, ClientError> {
+        let io = |source| ClientError::Io {
+            socket: self.socket.clone(),
+            source,
+        };
+        let mut stream =
+            UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
+        let payload = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: {TARGET_PREFIX}{action}\r\n\
+             Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            payload.len()
+        );
+        stream.write_all(head.as_bytes()).map_err(io)?;
+        stream.write_all(&payload).map_err(io)?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map_err(io)?;
+        let (status, body) = parse_response(&raw)?;
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ClientError::Protocol(format!("body: {e}")))?;
+        if status == 200 {
+            return Ok(v);
+        }
+        Err(ClientError::Api {
+            kind: v["__type"].as_str().unwrap_or("Error").to_owned(),
+            message: v["message"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+}
+
+/// Split an HTTP/1.1 response into status and body (Content-Length or to the end).
+fn parse_response(raw: &[u8]) -> Result<(u16, &[u8]), ClientError> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| ClientError::Protocol("no header end".into()))?;
+    let head =
+        std::str::from_utf8(&raw[..split]).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            ClientError::Protocol(format!(
+                "status line: {}",
+                head.lines().next().unwrap_or("")
+            ))
+        })?;
+    let body = &raw[split + 4..];
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    Ok((status, length.map_or(body, |n| &body[..n.min(body.len())])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses() {
+        let raw = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}xx";
+        assert_eq!(parse_response(raw).unwrap(), (400, b"{}".as_slice()));
+        assert!(parse_response(b"garbage").is_err());
+    }
+}
