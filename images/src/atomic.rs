@@ -33,6 +33,24 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> 
     result
 }
 
+/// Replace `path` with `bytes` atomically but without fsync: for records that describe state a
+/// crash destroys anyway (a rootfs mount), where readers tolerate a missing or empty file.
+pub(crate) fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), nonce()));
+    let result = fs::write(&tmp, bytes)
+        .map_err(fs_err("write", &tmp))
+        .and_then(|()| fs::rename(&tmp, path).map_err(fs_err("rename into place", path)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// fsync a directory, making renames and creations in it durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ImageError> {
     File::open(dir)

@@ -32,14 +32,13 @@ impl Store {
             let e = e.map_err(fs_err("read directory", &dir))?;
             let p = e.path().join("rootfs.json");
             match fs::read(&p) {
-                Ok(b) => {
-                    out.push(
-                        serde_json::from_slice(&b).map_err(|source| ImageError::Json {
-                            what: p.display().to_string(),
-                            source,
-                        })?,
-                    )
-                }
+                Ok(b) => match serde_json::from_slice(&b) {
+                    Ok(r) => out.push(r),
+                    // Left empty by a crash (the record is not synced): its mount is gone too.
+                    Err(error) => {
+                        tracing::warn!(record = %p.display(), %error, "unreadable rootfs record skipped")
+                    }
+                },
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => return Err(fs_err("read", &p)(err)),
             }
