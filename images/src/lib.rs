@@ -33,6 +33,6 @@ pub use load::LoadReport;
 pub use process::{resolve_process, Overrides, ProcessPieces};
 pub use pull::{Credentials, Progress, PullOptions, PullReport};
 pub use reference::Reference;
-pub use rootfs::{Rootfs, RootfsMode, RootfsPolicy, RootfsRecord};
+pub use rootfs::{Rootfs, RootfsMode, RootfsOptions, RootfsPolicy, RootfsRecord, SizeLimit};
 pub use store::{GcReport, ImageRecord, LayerRecord, RemoveOutcome, Store, StoreOptions};
 pub use unpack::{DevicePolicy, UnpackOptions};

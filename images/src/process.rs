@@ -317,6 +317,18 @@ mod tests {
     }
 
     #[test]
+    fn passwd_is_read_beneath_the_rootfs_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("etc/passwd")).unwrap();
+        let e = resolve_user("root", dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no /etc/passwd"), "{e}");
+        std::fs::remove_file(dir.path().join("etc/passwd")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), PASSWD).unwrap();
+        assert_eq!(resolve_user("web", dir.path()).unwrap().uid, 1000);
+    }
+
+    #[test]
     fn resolves_users_and_groups() {
         let u = user_from("web", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!(

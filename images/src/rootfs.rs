@@ -53,9 +53,35 @@ pub struct RootfsRecord {
     pub mode: RootfsMode,
 }
 
+/// Options for a rootfs.
+#[derive(Clone, Debug, Default)]
+pub struct RootfsOptions {
+    /// Overlay or copy.
+    pub policy: RootfsPolicy,
+    /// Limit on the container's writes (Fargate: 20 GiB of ephemeral storage per task).
+    pub size_limit_bytes: Option<u64>,
+}
+
+/// Whether the writable layer's size is limited.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SizeLimit {
+    /// No limit was asked for.
+    NotRequested,
+    /// A limit was asked for, but the filesystem under the store cannot enforce one; the
+    /// container may fill it. The agent reports this (it is not a failure).
+    Unsupported {
+        /// The limit asked for.
+        requested_bytes: u64,
+        /// Why it is not enforced, naming the filesystem.
+        reason: String,
+    },
+}
+
 /// A ready rootfs.
 #[derive(Clone, Debug)]
 pub struct Rootfs {
+    /// Whether the container's writes are size-limited.
+    pub size_limit: SizeLimit,
     /// The container key it was created for.
     pub key: String,
     /// The directory to use as the OCI `root.path`.
@@ -133,6 +159,24 @@ impl Store {
         key: &str,
         policy: RootfsPolicy,
     ) -> Result<Rootfs, ImageError> {
+        self.create_rootfs_opts(
+            image,
+            key,
+            &RootfsOptions {
+                policy,
+                size_limit_bytes: None,
+            },
+        )
+    }
+
+    /// Create the rootfs `key` from `image` with explicit options. On failure nothing stays.
+    pub fn create_rootfs_opts(
+        &self,
+        image: &str,
+        key: &str,
+        opts: &RootfsOptions,
+    ) -> Result<Rootfs, ImageError> {
+        let policy = opts.policy;
         validate_key(key)?;
         let _g = self.lock_index()?;
         let rec = self.resolve(image)?;
@@ -146,7 +190,20 @@ impl Store {
             }
             Err(e) => return Err(fs_err("create directory", &dir)(e)),
         }
-        let result = self.build_rootfs(&rec, key, &dir, policy);
+        let result = self.build_rootfs(&rec, key, &dir, policy).map(|mut r| {
+            r.size_limit = match opts.size_limit_bytes {
+                None => SizeLimit::NotRequested,
+                Some(requested_bytes) => SizeLimit::Unsupported {
+                    requested_bytes,
+                    reason: format!(
+                        "the writable layer is on {} ({}), where berth enforces no per-container quota",
+                        dir.display(),
+                        fs_name(&dir)
+                    ),
+                },
+            };
+            r
+        });
         if result.is_err() {
             let _ = unmount_all(&dir.join("merged"));
             let _ = fs::remove_dir_all(&dir);
@@ -202,6 +259,7 @@ impl Store {
             ) {
                 Ok(()) => {
                     return Ok(Rootfs {
+                        size_limit: SizeLimit::NotRequested,
                         key: key.to_string(),
                         path: merged,
                         upper,
@@ -225,6 +283,7 @@ impl Store {
         }
         crate::copy::copy_layers(&lowers, &merged)?;
         Ok(Rootfs {
+            size_limit: SizeLimit::NotRequested,
             key: key.to_string(),
             path: merged.clone(),
             upper: merged,
@@ -260,6 +319,20 @@ impl Store {
     /// Every rootfs in the store.
     pub fn list_rootfs(&self) -> Result<Vec<RootfsRecord>, ImageError> {
         self.rootfs_records()
+    }
+}
+
+/// The filesystem type under `p`, by name where known.
+fn fs_name(p: &Path) -> String {
+    match rustix::fs::statfs(p) {
+        Ok(st) => match st.f_type {
+            0xEF53 => "ext4".to_string(),
+            0x5846_5342 => "xfs".to_string(),
+            0x9123_683E => "btrfs".to_string(),
+            0x0102_1994 => "tmpfs".to_string(),
+            other => format!("filesystem type {other:#x}"),
+        },
+        Err(e) => format!("unknown filesystem: {e}"),
     }
 }
 
