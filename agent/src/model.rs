@@ -209,6 +209,12 @@ pub struct EniRecord {
     pub mac: String,
     /// The netns bind mount the containers join.
     pub netns_path: String,
+    /// The task's /etc/hosts (from netd).
+    #[serde(default)]
+    pub hosts: String,
+    /// The task's /etc/resolv.conf (from netd).
+    #[serde(default)]
+    pub resolv_conf: String,
 }
 
 /// The network request of RunTask (awsvpcConfiguration).

@@ -59,10 +59,18 @@ pub struct BundleInput<'a> {
     pub rootfs: &'a PreparedRootfs,
     /// The task's netns bind mount.
     pub netns: Option<&'a str>,
+    /// The task's /etc/hosts content (netd's), bind-mounted read-only from the bundle.
+    pub hosts: Option<&'a str>,
+    /// The task's /etc/resolv.conf content.
+    pub resolv_conf: Option<&'a str>,
 }
 
-/// The config.json for `input`.
-pub fn config(input: &BundleInput<'_>) -> Value {
+/// The files [`write`] puts next to config.json and mounts over the image's.
+const ETC_FILES: [(&str, &str); 2] = [("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")];
+
+/// The config.json for `input`; `dir` is the bundle directory (where hosts and resolv.conf
+/// are written).
+pub fn config(dir: &Path, input: &BundleInput<'_>) -> Value {
     let mut process = input.rootfs.process.clone();
     process["terminal"] = json!(false);
     process["noNewPrivileges"] = json!(true);
@@ -86,18 +94,24 @@ pub fn config(input: &BundleInput<'_>) -> Value {
     if let Some(units) = input.spec.cpu_units.filter(|u| *u > 0) {
         resources["cpu"] = json!({"shares": units.max(2)});
     }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for ((name, dest), content) in ETC_FILES.iter().zip([input.hosts, input.resolv_conf]) {
+        if content.is_some() {
+            mounts.push(json!({"destination": dest, "type": "bind", "source": dir.join(name), "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
+        }
+    }
     json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": input.rootfs.path, "readonly": input.spec.is_readonly_rootfs},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        ],
+        "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": format!("berth/{}", input.id),
@@ -115,7 +129,13 @@ pub fn write(dir: &Path, input: &BundleInput<'_>) -> Result<(), SeamError> {
         message,
     };
     std::fs::create_dir_all(dir).map_err(|e| err(format!("creating the directory: {e}")))?;
-    let bytes = serde_json::to_vec_pretty(&config(input))
+    for ((name, _), content) in ETC_FILES.iter().zip([input.hosts, input.resolv_conf]) {
+        if let Some(content) = content {
+            std::fs::write(dir.join(name), content)
+                .map_err(|e| err(format!("writing {name}: {e}")))?;
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(&config(dir, input))
         .map_err(|e| err(format!("encoding config.json: {e}")))?;
     let tmp = dir.join(".config.json.tmp");
     let mut f =
@@ -143,12 +163,22 @@ mod tests {
             path: "/r".into(),
             process: json!({"args": ["sh"], "cwd": "/"}),
         };
-        let c = config(&BundleInput {
+        let input = BundleInput {
             id: "berth-x-0",
             spec: &spec,
             rootfs: &rootfs,
             netns: Some("/run/berth/netns/x"),
-        });
+            hosts: Some("127.0.0.1 localhost\n"),
+            resolv_conf: None,
+        };
+        let c = config(Path::new("/b"), &input);
+        let mounts = c["mounts"].as_array().unwrap();
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/etc/hosts" && m["source"] == "/b/hosts"));
+        assert!(!mounts
+            .iter()
+            .any(|m| m["destination"] == "/etc/resolv.conf"));
         assert_eq!(
             c["linux"]["namespaces"][4],
             json!({"type": "network", "path": "/run/berth/netns/x"})

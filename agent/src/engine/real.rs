@@ -62,6 +62,57 @@ impl RuntimeCli {
         })
     }
 
+    /// `create` with the container's stdio on `<bundle>/output.log` (the container's init
+    /// inherits it, so capturing it through pipes would wait for the container to exit) and
+    /// the runtime's own log as JSON lines in `<bundle>/runtime.log`.
+    async fn create_detached(&self, a: &CreateArgs) -> Result<(), SeamError> {
+        let fail = |message: String| SeamError::Runtime {
+            verb: "create",
+            id: a.id.clone(),
+            message,
+        };
+        let output = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(a.bundle.join("output.log"))
+            .map_err(|e| fail(format!("opening output.log: {e}")))?;
+        let output2 = output
+            .try_clone()
+            .map_err(|e| fail(format!("opening output.log: {e}")))?;
+        let runtime_log = a.bundle.join("runtime.log");
+        let status = Command::new(&self.binary)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(&runtime_log)
+            .args(["--log-format", "json", "create", "--bundle"])
+            .arg(&a.bundle)
+            .arg("--pid-file")
+            .arg(&a.pid_file)
+            .arg(&a.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(output)
+            .stderr(output2)
+            .kill_on_drop(true)
+            .status()
+            .await
+            .map_err(|e| fail(format!("running {}: {e}", self.binary.display())))?;
+        if status.success() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(&runtime_log).unwrap_or_default();
+        let last = log
+            .lines()
+            .rev()
+            .find_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["msg"].as_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| log.lines().last().unwrap_or("").to_owned());
+        Err(fail(format!("{last} ({status})")))
+    }
+
     async fn state_of(&self, id: &str) -> Result<(RuntimeState, Option<i32>), SeamError> {
         let out = self.run("state", id, vec![id.into()]).await?;
         let v: serde_json::Value =
@@ -87,16 +138,7 @@ impl RuntimeCli {
 
 impl Runtime for RuntimeCli {
     fn create(&self, a: CreateArgs) -> BoxFuture<'_, Result<(), SeamError>> {
-        Box::pin(async move {
-            let args = vec![
-                "--bundle".into(),
-                a.bundle.display().to_string(),
-                "--pid-file".into(),
-                a.pid_file.display().to_string(),
-                a.id.clone(),
-            ];
-            self.run("create", &a.id, args).await.map(drop)
-        })
+        Box::pin(async move { self.create_detached(&a).await })
     }
     fn start(&self, a: StartArgs) -> BoxFuture<'_, Result<(), SeamError>> {
         Box::pin(async move { self.run("start", &a.id, vec![a.id.clone()]).await.map(drop) })

@@ -262,6 +262,8 @@ impl Supervisor {
                     ip: eni.ip,
                     mac: eni.mac,
                     netns_path: eni.netns_path.display().to_string(),
+                    hosts: eni.hosts,
+                    resolv_conf: eni.resolv_conf,
                 });
             }
             Err(e) => self.stop_task(
@@ -334,16 +336,16 @@ impl Supervisor {
         )
         .await?;
         let dir = self.seams.tasks_dir.join(&self.task.id).join(&spec.name);
-        let netns = self.task.eni.as_ref().map(|e| e.netns_path.clone());
-        bundle::write(
-            &dir,
-            &bundle::BundleInput {
-                id,
-                spec: &spec,
-                rootfs: &rootfs,
-                netns: netns.as_deref(),
-            },
-        )?;
+        let eni = self.task.eni.clone();
+        let input = bundle::BundleInput {
+            id,
+            spec: &spec,
+            rootfs: &rootfs,
+            netns: eni.as_ref().map(|e| e.netns_path.as_str()),
+            hosts: eni.as_ref().map(|e| e.hosts.as_str()),
+            resolv_conf: eni.as_ref().map(|e| e.resolv_conf.as_str()),
+        };
+        bundle::write(&dir, &input)?;
         let args = CreateArgs {
             id: id.into(),
             bundle: dir.clone(),

@@ -53,6 +53,8 @@ fn eni() -> EniRecord {
         ip: "10.0.0.2".into(),
         mac: "m".into(),
         netns_path: "/run/berth/netns/x".into(),
+        hosts: String::new(),
+        resolv_conf: String::new(),
     }
 }
 
