@@ -27,8 +27,3 @@ pub fn set_apparmor_exec_profile(profile: &str) -> std::io::Result<()> {
 pub fn set_selinux_exec_label(label: &str) -> std::io::Result<()> {
     std::fs::write("/proc/self/attr/exec", label)
 }
-
-/// The SELinux key-creation label for the session keyring.
-pub fn set_selinux_keycreate_label(label: &str) -> std::io::Result<()> {
-    std::fs::write("/proc/self/attr/keycreate", label)
-}

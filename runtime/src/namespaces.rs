@@ -87,10 +87,12 @@ pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
 
 /// Order and split the spec's namespaces (validated already: no duplicates).
 pub fn plan(namespaces: &[LinuxNamespace]) -> Plan {
-    let mut p = Plan::default();
-    p.new_user = namespaces
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let mut p = Plan {
+        new_user: namespaces
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none()),
+        ..Plan::default()
+    };
     if p.new_user {
         p.clone_flags |= CloneFlags::CLONE_NEWUSER;
     }

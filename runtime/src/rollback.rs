@@ -1,9 +1,11 @@
 //! Undo steps for a command that fails halfway: registered right after each object exists,
 //! run in reverse on drop unless committed.
 
+type Undo = Box<dyn FnOnce() -> Result<(), String>>;
+
 /// Undo steps, run in reverse when dropped uncommitted.
 #[derive(Default)]
-pub struct Rollback(Vec<(&'static str, Box<dyn FnOnce() -> Result<(), String>>)>);
+pub struct Rollback(Vec<(&'static str, Undo)>);
 
 impl Rollback {
     /// Register `undo` for the object `step` just created.

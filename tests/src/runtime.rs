@@ -177,7 +177,7 @@ impl RuntimeTest {
             b.id,
             String::from_utf8_lossy(&o.stderr)
         );
-        self.state(&b.id)["pid"].as_i64().expect("pid") as i32
+        i32::try_from(self.state(&b.id)["pid"].as_i64().expect("pid")).expect("pid fits i32")
     }
 
     /// `state ID` as JSON.
@@ -316,17 +316,12 @@ pub fn unmount_below(dir: &Path) {
     }
 }
 
-/// `id` if berth-runtime would accept it as a container id (one safe path component).
-pub fn validated(id: &str) -> Result<&str, ()> {
-    let ok = !id.is_empty()
+/// Whether berth-runtime would accept `id` as a container id (one safe path component).
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
         && id != "."
         && id != ".."
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
-    if ok {
-        Ok(id)
-    } else {
-        Err(())
-    }
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
 }

@@ -1,5 +1,7 @@
 //! Known container-escape attacks, each attempted for real against berth-runtime.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use berth_tests::require_root;
 use berth_tests::runtime::{parse_probe, RuntimeTest};
 use serde_json::json;

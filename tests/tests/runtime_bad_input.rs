@@ -1,6 +1,8 @@
 //! Bad input to berth-runtime: one clear error line (and a JSON log line), a non-zero exit,
 //! and nothing left behind: no state dir, cgroup, mount or process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use berth_tests::require_root;
 use berth_tests::runtime::{Bundle, RuntimeTest};
 use serde_json::{json, Value};
@@ -47,8 +49,8 @@ fn refused(t: &RuntimeTest, b: &Bundle, id: &str, fragment: &str) {
     assert_eq!(line["level"], "error");
     assert!(line["msg"].as_str().unwrap().contains(fragment), "{line}");
     assert!(line["time"].is_string());
-    if let Ok(cid) = berth_tests::runtime::validated(id) {
-        assert!(!t.root.join(cid).exists(), "{id}: state dir left");
+    if berth_tests::runtime::is_valid_id(id) {
+        assert!(!t.root.join(id).exists(), "{id}: state dir left");
     }
     let cg = format!("/sys/fs/cgroup/memory/{}", t.name);
     let leftovers: Vec<_> = std::fs::read_dir(&cg)
@@ -65,7 +67,7 @@ fn refused(t: &RuntimeTest, b: &Bundle, id: &str, fragment: &str) {
         !mounts.contains(&b.path.display().to_string()),
         "{id}: mount left"
     );
-    if berth_tests::runtime::validated(id).is_ok() {
+    if berth_tests::runtime::is_valid_id(id) {
         let procs = std::process::Command::new("pgrep")
             .args(["-f", id])
             .output()

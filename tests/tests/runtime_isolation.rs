@@ -1,5 +1,7 @@
 //! berth-runtime root tests: what `create` applies, each checked from inside with the probe.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use berth_tests::require_root;
 use berth_tests::runtime::{parse_probe, RuntimeTest};
 use serde_json::{json, Value};

@@ -1,5 +1,7 @@
 //! berth-runtime root tests: lifecycle, kill, delete, pause/resume, ps, events, exec, console.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use berth_tests::runtime::{parse_probe, RuntimeTest};
 use berth_tests::{require_root, wait_until};
 use serde_json::json;

@@ -211,6 +211,10 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
     ours.send(&ToInit::Proceed)
         .map_err(|reason| RuntimeError::Sync { reason })?;
     wait_ready(&ours, pid, &spec, &id, &bundle)?;
+    crate::log::debug(&format!(
+        "create {id}: init {pid} is ready in cgroup {}",
+        cgroup_path.display()
+    ));
     let record = Record {
         oci_version: spec.version().clone(),
         id: id.to_string(),

@@ -64,19 +64,22 @@ pub fn parse_bytes(flag: &'static str, s: &str) -> Result<i64, RuntimeError> {
         reason: format!("invalid size {s:?}"),
     };
     let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
     let t = t.trim_end_matches('b');
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
+    let (num, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        Some('t') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
     };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    if n < 0.0 && n != -1.0 {
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    if n < 0 {
         return Err(bad());
     }
-    Ok((n * mult as f64) as i64)
+    n.checked_mul(1i64 << shift).ok_or_else(bad)
 }
 
 /// The resources the flags and file ask for.

@@ -64,9 +64,4 @@ impl Channel {
             }
         }
     }
-
-    /// The raw fd, to keep it open across init's fd cleanup.
-    pub fn raw(&self) -> i32 {
-        self.0.as_raw_fd()
-    }
 }

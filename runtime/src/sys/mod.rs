@@ -98,7 +98,7 @@ pub fn bring_up_loopback() -> std::io::Result<()> {
     }
     // SAFETY: reading the flags union member that SIOCGIFFLAGS just set.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
-    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    req.ifr_ifru.ifru_flags = flags | libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
     // SAFETY: SIOCSIFFLAGS reads req.
     if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
         return Err(std::io::Error::last_os_error());

@@ -18,8 +18,6 @@ pub struct Stat {
     pub status: ProcessStatus,
     /// Field 22: start time in clock ticks since boot.
     pub start_time: u64,
-    /// Field 4: parent pid.
-    pub ppid: i32,
 }
 
 /// Read and parse `/proc/PID/stat`.
@@ -36,18 +34,13 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state)
     let state = fields.first()?;
-    let ppid = fields.get(1)?.parse().ok()?;
     let start_time = fields.get(19)?.parse().ok()?;
     let status = if *state == "Z" || *state == "X" {
         ProcessStatus::Zombie
     } else {
         ProcessStatus::Live
     };
-    Some(Stat {
-        status,
-        start_time,
-        ppid,
-    })
+    Some(Stat { status, start_time })
 }
 
 #[cfg(test)]
@@ -60,7 +53,6 @@ mod tests {
             "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
         let st = parse_stat(text).unwrap();
         assert_eq!(st.start_time, 987654);
-        assert_eq!(st.ppid, 1);
         assert_eq!(st.status, ProcessStatus::Live);
         let z = parse_stat("7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0").unwrap();
         assert_eq!(z.status, ProcessStatus::Zombie);
