@@ -312,7 +312,12 @@ mod tests {
             ),
             (Box::new(|v| v["hostname"] = "x".into()), "hostname"),
             (
-                Box::new(|v| v["linux"]["namespaces"][2] = serde_json::json!({"type":"user"})),
+                Box::new(|v| {
+                    v["linux"]["namespaces"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(serde_json::json!({"type": "user"}))
+                }),
                 "linux.uidMappings",
             ),
             (
