@@ -12,6 +12,7 @@ mod log;
 mod lsm;
 mod namespaces;
 mod process;
+mod process_extras;
 mod rlimits;
 mod rollback;
 mod rootfs;

@@ -113,6 +113,12 @@ pub fn validate(spec: &Spec) -> Result<(), RuntimeError> {
         }
     }
     refuse(linux.intel_rdt().is_some(), "linux.intelRdt")?;
+    if let Some(p) = linux.personality() {
+        refuse(
+            p.flags().as_ref().is_some_and(|f| !f.is_empty()),
+            "linux.personality.flags",
+        )?;
+    }
     refuse(linux.memory_policy().is_some(), "linux.memoryPolicy")?;
     refuse(
         linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
@@ -174,6 +180,10 @@ fn validate_process(process: &oci_spec::runtime::Process) -> Result<(), RuntimeE
         ));
     }
     refuse(process.scheduler().is_some(), "process.scheduler")?;
+    if let Some(io) = process.io_priority() {
+        crate::process_extras::ioprio_value(io)
+            .map_err(|e| RuntimeError::spec("process.ioPriority", e))?;
+    }
     refuse(
         process.exec_cpu_affinity().is_some(),
         "process.execCPUAffinity",

@@ -517,3 +517,21 @@ fn run_ok(cmd: &str, args: &[&str]) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn personality_and_io_priority_are_applied() {
+    if !require_root() {
+        return;
+    }
+    let mut t = RuntimeTest::new("ps");
+    let mut b = t.bundle("c");
+    b.spec["linux"]["personality"] = json!({"domain": "LINUX32"});
+    b.spec["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    b.spec["process"]["args"] = json!(["sh", "-c", "uname -m; ionice -p $$"]);
+    let o = t.run(&b);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("i686"), "{out}");
+    assert!(lines.next().unwrap_or_default().contains("idle"), "{out}");
+}

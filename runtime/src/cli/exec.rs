@@ -329,6 +329,9 @@ fn child(
             tty::setup_console(&sock, None)?;
         }
         crate::rlimits::apply(limits)?;
+        if let Some(io) = process.io_priority() {
+            crate::process_extras::set_io_priority(io)?;
+        }
         let env = process.env().clone().unwrap_or_default();
         let args = process.args().clone().unwrap_or_default();
         let path = find_executable(&args[0], &env)?;

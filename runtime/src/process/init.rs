@@ -168,6 +168,17 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
         tty::setup_console(&sock, size)?;
     }
     crate::rlimits::apply(&a.rlimits)?;
+    if let Some(p) = a
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.personality().as_ref())
+    {
+        crate::process_extras::set_personality(p)?;
+    }
+    if let Some(io) = process.io_priority() {
+        crate::process_extras::set_io_priority(io)?;
+    }
     let env = process.env().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();
     let path = find_executable(&args[0], &env)?;
