@@ -114,7 +114,7 @@ pub fn config(dir: &Path, input: &BundleInput<'_>) -> Value {
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
-            "cgroupsPath": format!("berth/{}", input.id),
+            "cgroupsPath": format!("/berth/{}", input.id),
             "resources": resources,
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY,
