@@ -170,21 +170,23 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
         &dir.join("netd.log"),
     );
     let runtime = bin_path("berth-runtime");
-    let agent = in_netns(
+    let agent_args: Vec<String> = vec![
+        "--root".into(),
+        s(&root),
+        "--socket".into(),
+        s(&agent_sock),
+        "--netd-socket".into(),
+        s(&netd_sock),
+        "--runtime".into(),
+        runtime.to_str().unwrap().into(),
+        "--runtime-root".into(),
+        s(&runtime_root),
+    ];
+    let agent_argv: Vec<&str> = agent_args.iter().map(String::as_str).collect();
+    let mut agent = in_netns(
         &netns,
         &bin_path("berth-agent"),
-        &[
-            "--root",
-            &s(&root),
-            "--socket",
-            &s(&agent_sock),
-            "--netd-socket",
-            &s(&netd_sock),
-            "--runtime",
-            runtime.to_str().unwrap(),
-            "--runtime-root",
-            &s(&runtime_root),
-        ],
+        &agent_argv,
         &dir.join("agent.log"),
     );
     wait_until(
@@ -238,6 +240,35 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
                 .ok()
                 .filter(|l| l.contains("hello-from-web"))
         },
+    );
+
+    // kill -9 the agent while the task runs: the containers keep running, and a new agent
+    // adopts the task through the normal lifecycle without starting anything twice.
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    let web_pid =
+        std::fs::read_to_string(root.join("tasks").join(&task).join("web/init.pid")).unwrap();
+    let web_pid: i32 = web_pid.trim().parse().unwrap();
+    assert!(
+        Path::new(&format!("/proc/{web_pid}")).exists(),
+        "web survives the agent"
+    );
+    agent = in_netns(
+        &netns,
+        &bin_path("berth-agent"),
+        &agent_argv,
+        &dir.join("agent2.log"),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the restarted agent's socket",
+        || std::os::unix::net::UnixStream::connect(&agent_sock).ok(),
+    );
+    let adopted = describe(&agent_sock, &root, &task);
+    assert_eq!(adopted["lastStatus"], "RUNNING", "{adopted}");
+    assert_eq!(
+        adopted["version"], running["version"],
+        "adopting changed nothing"
     );
 
     berth(&agent_sock, &root, &["stop", &task]);
