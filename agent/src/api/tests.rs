@@ -174,3 +174,19 @@ fn pages() {
     let pg = page(Some("berth-page-4"), Some(2)).unwrap();
     assert_eq!(next_token(pg, 5), None);
 }
+
+/// docs/ecs-api.md lists exactly the actions the dispatcher serves.
+#[test]
+fn docs_list_every_action() {
+    let doc = include_str!("../../../docs/ecs-api.md");
+    let listed: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let mut want: Vec<&str> = ACTIONS.to_vec();
+    let mut got = listed.clone();
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, want, "docs/ecs-api.md's action table vs api::ACTIONS");
+}
