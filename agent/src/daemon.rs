@@ -94,6 +94,9 @@ pub enum DaemonError {
     /// The listener failed.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The agent's own path (for `berth-agent shim`) is unknown.
+    #[error("finding the berth-agent executable")]
+    OwnExecutable(#[source] std::io::Error),
     /// The async runtime could not start.
     #[error("starting the async runtime")]
     AsyncRuntime(#[source] std::io::Error),
@@ -186,6 +189,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         runtime: Arc::new(RuntimeCli {
             binary: config.runtime.clone(),
             root: config.runtime_root.clone(),
+            shim: std::env::current_exe().map_err(DaemonError::OwnExecutable)?,
             poll: Duration::from_millis(200),
         }),
         images: Arc::new(ImagesLib {

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod model;
+pub mod shim;
 pub mod store;
 pub mod taskdef;

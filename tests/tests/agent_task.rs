@@ -279,6 +279,41 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     assert_eq!(stopped["stopCode"], "UserInitiated");
     assert_eq!(stopped["containers"][0]["lastStatus"], "STOPPED");
     assert_eq!(stopped["containers"][1]["lastStatus"], "STOPPED");
+    // Both ignore SIGTERM as pid 1 of their pid namespace, so stopTimeout ends in SIGKILL; the
+    // shim recorded the real status even across the agent's restart.
+    for c in 0..2 {
+        let code = &stopped["containers"][c]["exitCode"];
+        assert!(
+            code == 137 || code == 143,
+            "container {c} exit code: {stopped}"
+        );
+    }
+
+    // An essential container that exits on its own stops its task with its exit code.
+    let mut exiting = task_def(&image.name);
+    exiting["family"] = json!("bt-exit");
+    exiting["containerDefinitions"] =
+        json!([{"name": "job", "image": image.name, "command": ["sh", "-c", "exit 3"]}]);
+    std::fs::write(dir.join("exit.json"), exiting.to_string()).unwrap();
+    berth(
+        &agent_sock,
+        &root,
+        &["register", dir.join("exit.json").to_str().unwrap()],
+    );
+    let job = berth(&agent_sock, &root, &["run", "bt-exit"])
+        .trim()
+        .to_owned();
+    let done = wait_until(
+        Duration::from_secs(60),
+        "the exiting task to reach STOPPED",
+        || {
+            let t = describe(&agent_sock, &root, &job);
+            (t["lastStatus"] == "STOPPED").then_some(t)
+        },
+    );
+    assert_eq!(done["stopCode"], "EssentialContainerExited", "{done}");
+    assert_eq!(done["stoppedReason"], "Essential container in task exited");
+    assert_eq!(done["containers"][0]["exitCode"], 3, "{done}");
     assert!(!root.join("tasks").join(&task).exists(), "bundles removed");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

@@ -34,10 +34,21 @@ struct Cli {
     /// Account id in ARNs. Default 123456789012.
     #[arg(long)]
     account_id: Option<String>,
+    #[command(subcommand)]
+    cmd: Option<Sub>,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Internal: hold one container's stdio and exit code (started by the agent per container).
+    Shim(berth_agent::shim::ShimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Sub::Shim(args)) = &cli.cmd {
+        return berth_agent::shim::run(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -137,7 +137,8 @@ impl Runtime for Fake {
         self.record(Call::Delete(a.id));
         Box::pin(async { Ok(()) })
     }
-    fn wait(&self, id: String) -> BoxFuture<'_, Result<Exit, SeamError>> {
+    fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>> {
+        let id = a.id;
         let mut rx = self.channel(&id).subscribe();
         Box::pin(async move {
             let exit = rx

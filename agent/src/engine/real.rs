@@ -13,6 +13,8 @@ pub struct RuntimeCli {
     pub binary: PathBuf,
     /// Its `--root` state dir.
     pub root: PathBuf,
+    /// The `berth-agent` binary, run as `berth-agent shim` for each container.
+    pub shim: PathBuf,
     /// How often `wait` polls `state` until the container stops (the per-task shim that holds
     /// exit codes replaces this poll; until then exit codes come from `state` when it has one).
     pub poll: Duration,
@@ -62,55 +64,48 @@ impl RuntimeCli {
         })
     }
 
-    /// `create` with the container's stdio on `<bundle>/output.log` (the container's init
-    /// inherits it, so capturing it through pipes would wait for the container to exit) and
-    /// the runtime's own log as JSON lines in `<bundle>/runtime.log`.
-    async fn create_detached(&self, a: &CreateArgs) -> Result<(), SeamError> {
+    /// `create` through `berth-agent shim` (see [`crate::shim`]): the shim runs the runtime's
+    /// `create`, holds the container's stdio (`<bundle>/output.log`) and records its exit code,
+    /// and outlives the agent. The first line it prints is the create result.
+    async fn create_with_shim(&self, a: &CreateArgs) -> Result<(), SeamError> {
+        use tokio::io::AsyncBufReadExt;
         let fail = |message: String| SeamError::Runtime {
             verb: "create",
             id: a.id.clone(),
             message,
         };
-        let output = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(a.bundle.join("output.log"))
-            .map_err(|e| fail(format!("opening output.log: {e}")))?;
-        let output2 = output
-            .try_clone()
-            .map_err(|e| fail(format!("opening output.log: {e}")))?;
-        let runtime_log = a.bundle.join("runtime.log");
-        let status = Command::new(&self.binary)
-            .arg("--root")
+        let shim_log = std::fs::File::create(a.bundle.join("shim.log"))
+            .map_err(|e| fail(format!("creating shim.log: {e}")))?;
+        let mut child = Command::new(&self.shim)
+            .arg("shim")
+            .arg("--runtime")
+            .arg(&self.binary)
+            .arg("--runtime-root")
             .arg(&self.root)
-            .arg("--log")
-            .arg(&runtime_log)
-            .args(["--log-format", "json", "create", "--bundle"])
+            .arg("--bundle")
             .arg(&a.bundle)
-            .arg("--pid-file")
-            .arg(&a.pid_file)
+            .arg("--id")
             .arg(&a.id)
             .stdin(std::process::Stdio::null())
-            .stdout(output)
-            .stderr(output2)
-            .kill_on_drop(true)
-            .status()
+            .stdout(std::process::Stdio::piped())
+            .stderr(shim_log)
+            .spawn()
+            .map_err(|e| fail(format!("running {} shim: {e}", self.shim.display())))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| fail("the shim has no stdout".into()))?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut line)
             .await
-            .map_err(|e| fail(format!("running {}: {e}", self.binary.display())))?;
-        if status.success() {
-            return Ok(());
+            .map_err(|e| fail(format!("reading the shim's answer: {e}")))?;
+        // The shim keeps running (it waits for the container); tokio reaps it when it exits.
+        drop(child);
+        match line.trim().strip_prefix("ok") {
+            Some(_) => Ok(()),
+            None => Err(fail(line.trim().trim_start_matches("error: ").to_owned())),
         }
-        let log = std::fs::read_to_string(&runtime_log).unwrap_or_default();
-        let last = log
-            .lines()
-            .rev()
-            .find_map(|l| {
-                serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .and_then(|v| v["msg"].as_str().map(str::to_owned))
-            })
-            .unwrap_or_else(|| log.lines().last().unwrap_or("").to_owned());
-        Err(fail(format!("{last} ({status})")))
     }
 
     async fn state_of(&self, id: &str) -> Result<(RuntimeState, Option<i32>), SeamError> {
@@ -138,7 +133,7 @@ impl RuntimeCli {
 
 impl Runtime for RuntimeCli {
     fn create(&self, a: CreateArgs) -> BoxFuture<'_, Result<(), SeamError>> {
-        Box::pin(async move { self.create_detached(&a).await })
+        Box::pin(async move { self.create_with_shim(&a).await })
     }
     fn start(&self, a: StartArgs) -> BoxFuture<'_, Result<(), SeamError>> {
         Box::pin(async move { self.run("start", &a.id, vec![a.id.clone()]).await.map(drop) })
@@ -167,25 +162,33 @@ impl Runtime for RuntimeCli {
             }
         })
     }
-    fn wait(&self, id: String) -> BoxFuture<'_, Result<Exit, SeamError>> {
+    fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>> {
         Box::pin(async move {
+            // The shim's exit file is the truth; `state` tells when to stop waiting for it.
+            let mut gone_polls = 0;
             loop {
-                match self.state_of(&id).await {
-                    Ok((s, code)) if s.status == RuntimeStatus::Stopped => {
-                        return Ok(Exit {
-                            code,
-                            is_oom: false,
-                        })
-                    }
-                    Ok(_) => tokio::time::sleep(self.poll).await,
-                    Err(SeamError::Runtime { message, .. }) if is_not_found(&message) => {
+                if let Some(code) = crate::shim::read_exit(&a.bundle) {
+                    return Ok(Exit {
+                        code,
+                        is_oom: false,
+                    });
+                }
+                let is_gone = match self.state_of(&a.id).await {
+                    Ok((s, _)) => s.status == RuntimeStatus::Stopped,
+                    Err(SeamError::Runtime { message, .. }) if is_not_found(&message) => true,
+                    Err(e) => return Err(e),
+                };
+                if is_gone {
+                    gone_polls += 1;
+                    // No shim (adopted from an older agent) or it died: the code is unknown.
+                    if gone_polls > 10 {
                         return Ok(Exit {
                             code: None,
                             is_oom: false,
-                        })
+                        });
                     }
-                    Err(e) => return Err(e),
                 }
+                tokio::time::sleep(self.poll).await;
             }
         })
     }

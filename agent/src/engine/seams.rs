@@ -119,6 +119,15 @@ pub struct DeleteArgs {
     pub force: bool,
 }
 
+/// Wait for a started container's exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitArgs {
+    /// Container id.
+    pub id: String,
+    /// Its bundle (where the shim records the exit status).
+    pub bundle: PathBuf,
+}
+
 /// `state`'s status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeStatus {
@@ -162,8 +171,8 @@ pub trait Runtime: Send + Sync {
     fn kill(&self, a: KillArgs) -> BoxFuture<'_, Result<(), SeamError>>;
     /// Delete (idempotent: an unknown id is success).
     fn delete(&self, a: DeleteArgs) -> BoxFuture<'_, Result<(), SeamError>>;
-    /// Resolve when the started container `id` exits.
-    fn wait(&self, id: String) -> BoxFuture<'_, Result<Exit, SeamError>>;
+    /// Resolve when the started container exits.
+    fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>>;
 }
 
 /// `pull`'s answer.

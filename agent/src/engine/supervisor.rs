@@ -6,7 +6,7 @@ use super::bundle;
 use super::lifecycle::{next_action, next_deadline, Action};
 use super::seams::{
     AttachArgs, CreateArgs, DeleteArgs, Exit, KillArgs, ProcessOverrides, RootfsArgs, SeamError,
-    Seams, StartArgs, StopSignal,
+    Seams, StartArgs, StopSignal, WaitArgs,
 };
 use super::shutdown::CancellationToken;
 use crate::model::{
@@ -187,10 +187,15 @@ impl Supervisor {
         let Some(id) = self.task.containers[i].runtime_id.clone() else {
             return;
         };
+        let bundle = self
+            .seams
+            .tasks_dir
+            .join(&self.task.id)
+            .join(&self.task.containers[i].spec.name);
         let runtime = self.seams.runtime.clone();
         let tx = self.exits_tx.clone();
         self.waiters.spawn(async move {
-            let exit = match runtime.wait(id.clone()).await {
+            let exit = match runtime.wait(WaitArgs { id: id.clone(), bundle }).await {
                 Ok(exit) => exit,
                 Err(e) => {
                     tracing::warn!(container = %id, error = %e, "waiting for the container failed; reporting it stopped");

@@ -1,0 +1,153 @@
+//! `berth-agent shim`: the per-container holder that outlives the agent (the role conmon plays
+//! for podman). It runs `berth-runtime create` as its child while being a child subreaper, so
+//! the container's init is re-parented to it when `create` exits; it reports the create result
+//! on stdout (`ok PID` or `error: MESSAGE`), then waits for init and writes its exit status to
+//! `<bundle>/exit.json` (temp file + rename). The container's stdio is `<bundle>/output.log`.
+//!
+//! Because the shim runs in its own session, killing the agent (even with SIGKILL) leaves it,
+//! and the exit code it records, in place for the restarted agent.
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+/// What the shim needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShimArgs {
+    /// The runtime binary.
+    #[arg(long)]
+    pub runtime: PathBuf,
+    /// The runtime's --root.
+    #[arg(long)]
+    pub runtime_root: PathBuf,
+    /// The bundle directory.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// The container id.
+    #[arg(long)]
+    pub id: String,
+}
+
+/// The file the shim writes when init exits.
+pub const EXIT_FILE: &str = "exit.json";
+
+/// Read `<bundle>/exit.json`: `Some(code)` once init exited (`code` is `None` when unknown).
+pub fn read_exit(bundle: &Path) -> Option<Option<i32>> {
+    let text = std::fs::read_to_string(bundle.join(EXIT_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(v["exitCode"].as_i64().and_then(|c| i32::try_from(c).ok()))
+}
+
+fn write_exit(bundle: &Path, code: Option<i32>) -> std::io::Result<()> {
+    let tmp = bundle.join(".exit.json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(
+        serde_json::json!({ "exitCode": code })
+            .to_string()
+            .as_bytes(),
+    )?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, bundle.join(EXIT_FILE))
+}
+
+/// The last message of the runtime's JSON log.
+fn last_log_message(bundle: &Path) -> String {
+    let log = std::fs::read_to_string(bundle.join("runtime.log")).unwrap_or_default();
+    log.lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["msg"].as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| log.lines().last().unwrap_or("").to_owned())
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Run the shim (the `berth-agent shim` subcommand).
+pub fn run(a: &ShimArgs) -> ExitCode {
+    // Its own session: signals to the agent's process group or terminal do not reach it.
+    let _ = nix::unistd::setsid();
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        say(&format!("error: becoming a child subreaper: {e}"));
+        return ExitCode::FAILURE;
+    }
+    let output = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(a.bundle.join("output.log"))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            say(&format!("error: opening output.log: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let (out2, pid_file) = (output.try_clone(), a.bundle.join("init.pid"));
+    let Ok(out2) = out2 else {
+        say("error: duplicating the output.log handle");
+        return ExitCode::FAILURE;
+    };
+    let status = Command::new(&a.runtime)
+        .arg("--root")
+        .arg(&a.runtime_root)
+        .arg("--log")
+        .arg(a.bundle.join("runtime.log"))
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(&a.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&a.id)
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(out2)
+        .status();
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("error: running {}: {e}", a.runtime.display()));
+            return ExitCode::FAILURE;
+        }
+    };
+    if !status.success() {
+        say(&format!(
+            "error: {} ({status})",
+            last_log_message(&a.bundle)
+        ));
+        return ExitCode::FAILURE;
+    }
+    let init = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok());
+    let Some(init) = init else {
+        say(&format!("error: no pid in {}", pid_file.display()));
+        return ExitCode::FAILURE;
+    };
+    say(&format!("ok {init}"));
+    let code = wait_for(Pid::from_raw(init));
+    if write_exit(&a.bundle, code).is_err() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Reap children until `init` exits; its exit code (128 + signal for a signal).
+fn wait_for(init: Pid) -> Option<i32> {
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == init => return Some(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Some(128 + sig as i32),
+            Ok(_) | Err(Errno::EINTR) => {}
+            // No child left: init was never re-parented to us (it is not ours to wait for).
+            Err(_) => return None,
+        }
+    }
+}
