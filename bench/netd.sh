@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ENI attach/detach latency: berth-netd against the same steps done with `ip` and `nft`
+# ENI attach/detach latency (and a security group rule change): berth-netd against the same steps done with `ip` and `nft`
 # commands, with 1, 100 and 1000 ENIs alive, in one run. A benchmark, not a test.
 #
 # Each side gets its own throwaway "host" network namespace (nothing touches the real
@@ -92,6 +92,15 @@ NFT
   ip -n "$PN" link del "$veth"
   ip netns del "$ns"
 }
+# A rule change: replace group `default`'s rules (with the same rules) in one transaction.
+RULES='{"ingress":[{"protocol":"all","group":"default"}]}'
+netd_rule() { curl -sf -o /dev/null -w '%{time_total}\n' --unix-socket "$S" -XPUT http://netd/security-groups/default -d "$RULES"; }
+peer_rule() {
+  ip netns exec "$PN" nft -f - <<NFT
+flush chain inet berth g_default_in
+add rule inet berth g_default_in ip saddr @g_default accept
+NFT
+}
 timed() { local t0 t1; t0=$(now); "$@"; t1=$(now); awk -v d=$(( t1 - t0 )) 'BEGIN { printf "%.6f\n", d / 1e9 }'; }
 
 # median and p99 in ms of the numbers (seconds) in a file
@@ -106,14 +115,16 @@ for level in $LEVELS; do
     peer_attach "$alive"
     alive=$(( alive + 1 ))
   done
-  : > "$dir/na"; : > "$dir/nd"; : > "$dir/pa"; : > "$dir/pd"
+  : > "$dir/na"; : > "$dir/nd"; : > "$dir/pa"; : > "$dir/pd"; : > "$dir/nr"; : > "$dir/pr"
   for i in $(seq "$SAMPLES"); do
     netd_attach "s$level-$i" >> "$dir/na"
     netd_detach "s$level-$i" >> "$dir/nd"
     timed peer_attach $(( 3000 + i )) >> "$dir/pa"
     timed peer_detach $(( 3000 + i )) >> "$dir/pd"
+    netd_rule >> "$dir/nr"
+    timed peer_rule >> "$dir/pr"
   done
-  for op in attach detach; do
+  for op in attach detach rule; do
     b=$(stats "$dir/n${op:0:1}"); p=$(stats "$dir/p${op:0:1}")
     read -r bm b99 <<<"$b"; read -r pm p99 <<<"$p"
     printf '%-6s %-7s %12s %12s %12s %12s %8s\n' "$level" "$op" "$bm" "$b99" "$pm" "$p99" \
