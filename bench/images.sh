@@ -115,6 +115,12 @@ for j in $(seq 1 20); do
 done
 for j in $(seq 1 20); do "$berth" --root "$root" image rootfs rm "c$j"; done
 "$berth" --root "$root" image rootfs rm warm
+# In-process (Store::create_rootfs timed inside one process), 50 rootfs.
+timing_bin=${BERTH_ROOTFS_TIMING:-$repo/target/release/examples/rootfs_timing}
+if [[ ! -x $timing_bin ]]; then
+    (cd "$repo" && cargo build --release -q -p images --example rootfs_timing)
+fi
+read -r lib_median lib_max < <("$timing_bin" "$root" "$image" 50)
 # The same CLI process doing no image work: what of the above is process start.
 version_times=()
 for j in $(seq 1 20); do
@@ -142,6 +148,7 @@ sides interleaved (alternating which goes first), $runs runs each. Medians:
 |---|---|---|---|
 | pull + unpack (berth \`image pull\` vs \`skopeo copy\` + \`umoci unpack\`) | ${b} ms | ${p} ms | $(awk -v b="$b" -v p="$p" 'BEGIN { printf "%.2fx faster", p / b }') |
 | a further rootfs of a pulled image (\`berth image rootfs create\`, whole CLI process, 20 runs) | $(awk -v r="$r" 'BEGIN { printf "%.1f ms", r / 1000 }') | | |
+| a further rootfs, in-process (\`Store::create_rootfs\`, examples/rootfs_timing, 50 runs; max $(awk -v m="$lib_max" 'BEGIN { printf "%.1f ms", m / 1000 }')) | $(awk -v m="$lib_median" 'BEGIN { printf "%.2f ms", m / 1000 }') | | |
 | the same CLI process doing no image work (\`berth --version\`, 20 runs) | $(awk -v v="$v" 'BEGIN { printf "%.1f ms", v / 1000 }') | | |
 
 Per run (ms), berth: ${berth_times[*]}; skopeo+umoci: ${peer_times[*]}.
