@@ -535,3 +535,26 @@ fn personality_and_io_priority_are_applied() {
     assert_eq!(lines.next(), Some("i686"), "{out}");
     assert!(lines.next().unwrap_or_default().contains("idle"), "{out}");
 }
+
+#[test]
+fn exec_as_a_user_does_not_gain_privileges_through_setuid() {
+    if !require_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mut t = RuntimeTest::new("xn");
+    let mut b = t.bundle("c");
+    let suid = b.path.join("rootfs/suid-probe");
+    std::fs::copy(b.path.join("rootfs/probe"), &suid).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    b.spec["process"]["args"] = json!(["/probe", "sleep", "100"]);
+    t.start_detached(&b);
+    // the container's process has noNewPrivileges; exec inherits it
+    let r = parse_probe(&t.out(["exec", "--user", "1000", &b.id, "/suid-probe", "report"]));
+    assert_eq!(
+        r["euid"], 1000,
+        "setuid root binary gained root under no_new_privs: {r}"
+    );
+    assert_eq!(r["no_new_privs"], "1");
+    assert!(t.out(["delete", "--force", &b.id]).status.success());
+}
