@@ -28,6 +28,8 @@ pub enum Call {
     Kill(String, StopSignal),
     /// runtime.delete(id)
     Delete(String),
+    /// runtime.exec(id, …) (a health check)
+    Exec(String),
 }
 
 /// All three seams in one recorder.
@@ -39,6 +41,8 @@ pub struct Fake {
     pub missing_images: Mutex<Vec<String>>,
     /// Container ids (substring) that ignore SIGTERM.
     pub ignores_term: Mutex<Vec<String>>,
+    /// Container ids (substring) whose health check fails.
+    pub unhealthy: Mutex<Vec<String>>,
     /// Verbs that fail (`"start"`, `"attach"`).
     pub failing: Mutex<Vec<&'static str>>,
 }
@@ -136,6 +140,13 @@ impl Runtime for Fake {
     fn delete(&self, a: DeleteArgs) -> BoxFuture<'_, Result<(), SeamError>> {
         self.record(Call::Delete(a.id));
         Box::pin(async { Ok(()) })
+    }
+    fn exec(&self, a: ExecArgs) -> BoxFuture<'_, Result<i32, SeamError>> {
+        let unhealthy = lock(&self.unhealthy)
+            .iter()
+            .any(|s| a.id.contains(s.as_str()));
+        self.record(Call::Exec(a.id));
+        Box::pin(async move { Ok(i32::from(unhealthy)) })
     }
     fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>> {
         let id = a.id;

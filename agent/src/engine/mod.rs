@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod command;
 #[cfg(test)]
 pub mod fakes;
+pub mod health;
 pub mod lifecycle;
 pub mod real;
 pub mod seams;

@@ -162,6 +162,29 @@ impl Runtime for RuntimeCli {
             }
         })
     }
+    fn exec(&self, a: ExecArgs) -> BoxFuture<'_, Result<i32, SeamError>> {
+        Box::pin(async move {
+            let status = Command::new(&self.binary)
+                .arg("--root")
+                .arg(&self.root)
+                .arg("exec")
+                .arg(&a.id)
+                .arg("--")
+                .args(&a.command)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .status()
+                .await
+                .map_err(|e| SeamError::Runtime {
+                    verb: "exec",
+                    id: a.id.clone(),
+                    message: format!("running {}: {e}", self.binary.display()),
+                })?;
+            Ok(status.code().unwrap_or(-1))
+        })
+    }
     fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>> {
         Box::pin(async move {
             // The shim's exit file is the truth; `state` tells when to stop waiting for it.

@@ -119,6 +119,15 @@ pub struct DeleteArgs {
     pub force: bool,
 }
 
+/// `berth-runtime exec ID -- COMMAND...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecArgs {
+    /// Container id.
+    pub id: String,
+    /// The argv.
+    pub command: Vec<String>,
+}
+
 /// Wait for a started container's exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitArgs {
@@ -171,6 +180,8 @@ pub trait Runtime: Send + Sync {
     fn kill(&self, a: KillArgs) -> BoxFuture<'_, Result<(), SeamError>>;
     /// Delete (idempotent: an unknown id is success).
     fn delete(&self, a: DeleteArgs) -> BoxFuture<'_, Result<(), SeamError>>;
+    /// Run `command` in the running container; its exit code.
+    fn exec(&self, a: ExecArgs) -> BoxFuture<'_, Result<i32, SeamError>>;
     /// Resolve when the started container exits.
     fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>>;
 }

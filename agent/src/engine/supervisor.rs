@@ -3,6 +3,7 @@
 //! otherwise waits for StopTask, a container exit, or a stop deadline.
 
 use super::bundle;
+use super::health;
 use super::lifecycle::{next_action, next_deadline, Action};
 use super::seams::{
     AttachArgs, CreateArgs, DeleteArgs, Exit, KillArgs, ProcessOverrides, RootfsArgs, SeamError,
@@ -87,6 +88,9 @@ pub struct Supervisor {
     seams: Seams,
     exits_tx: mpsc::UnboundedSender<(usize, Exit)>,
     exits_rx: mpsc::UnboundedReceiver<(usize, Exit)>,
+    health_tx: mpsc::UnboundedSender<(usize, bool, bool)>,
+    health_rx: mpsc::UnboundedReceiver<(usize, bool, bool)>,
+    tallies: Vec<health::Tally>,
     waiters: JoinSet<()>,
 }
 
@@ -94,12 +98,24 @@ impl Supervisor {
     /// A supervisor for `task` (new, or read back from the store after a restart).
     pub fn new(task: TaskRecord, store: Store, seams: Seams) -> Self {
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let (health_tx, health_rx) = mpsc::unbounded_channel();
+        let tallies = task
+            .containers
+            .iter()
+            .map(|c| health::Tally {
+                failures: 0,
+                health: c.health,
+            })
+            .collect();
         Self {
             task,
             store,
             seams,
             exits_tx,
             exits_rx,
+            health_tx,
+            health_rx,
+            tallies,
             waiters: JoinSet::new(),
         }
     }
@@ -114,6 +130,7 @@ impl Supervisor {
         for i in 0..self.task.containers.len() {
             if self.task.containers[i].status == ContainerStatus::Running {
                 self.watch_exit(i);
+                self.watch_health(i);
             }
         }
         loop {
@@ -131,6 +148,7 @@ impl Supervisor {
             tokio::select! {
                 Some(cmd) = cmds.recv() => self.apply(cmd),
                 Some((i, exit)) = self.exits_rx.recv() => { self.observe_exit(i, exit); self.record(); }
+                Some((i, passed, in_start)) = self.health_rx.recv() => self.observe_health(i, passed, in_start),
                 () = tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(3600))), if deadline.is_some() => {}
                 () = shutdown.cancelled() => break,
             }
@@ -181,6 +199,40 @@ impl Supervisor {
         if exit.is_oom {
             c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
         }
+    }
+
+    fn observe_health(&mut self, i: usize, passed: bool, is_in_start_period: bool) {
+        let c = &self.task.containers[i];
+        let Some(spec) = &c.spec.health_check else {
+            return;
+        };
+        if c.status != ContainerStatus::Running {
+            return;
+        }
+        let tally = health::judge(self.tallies[i], passed, spec.retries, is_in_start_period);
+        self.tallies[i] = tally;
+        if tally.health != c.health {
+            tracing::info!(task = %self.task.id, container = %c.spec.name, health = ?tally.health, "container health");
+            self.task.containers[i].health = tally.health;
+            self.record();
+        }
+    }
+
+    fn watch_health(&mut self, i: usize) {
+        let c = &self.task.containers[i];
+        let (Some(spec), Some(id)) = (c.spec.health_check.clone(), c.runtime_id.clone()) else {
+            return;
+        };
+        let runtime = self.seams.runtime.clone();
+        let tx = self.health_tx.clone();
+        self.waiters.spawn(health::check_loop(
+            runtime,
+            id,
+            i,
+            spec,
+            std::time::Instant::now(),
+            tx,
+        ));
     }
 
     fn watch_exit(&mut self, i: usize) {
@@ -374,6 +426,7 @@ impl Supervisor {
             Ok(()) => {
                 self.task.containers[i].status = ContainerStatus::Running;
                 self.watch_exit(i);
+                self.watch_health(i);
             }
             Err(e) => {
                 let reason = format!("CannotStartContainerError: {e}");

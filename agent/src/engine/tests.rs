@@ -423,3 +423,72 @@ impl Rig {
         }
     }
 }
+
+fn healthy_gate(retries: i64) -> Value {
+    json!({"family": "gate", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"], "cpu": "256", "memory": "512",
+        "containerDefinitions": [
+            {"name": "web", "image": "nginx", "dependsOn": [{"containerName": "db", "condition": "HEALTHY"}],
+             "healthCheck": {"command": ["CMD", "true"], "interval": 5, "retries": 3}},
+            {"name": "db", "image": "busybox", "essential": false,
+             "healthCheck": {"command": ["CMD-SHELL", "pg_isready"], "interval": 5, "retries": retries}}]})
+}
+
+#[tokio::test]
+async fn a_healthy_dependency_gates_the_start_and_health_is_reported() {
+    let r = rig();
+    r.register(healthy_gate(3)).await;
+    let id = r.run(json!({"taskDefinition": "gate"})).await;
+    let t = r.wait_status(&id, "RUNNING").await;
+    let (web, db) = (format!("berth-{id}-0"), format!("berth-{id}-1"));
+    assert_eq!(starts(&r.fake.calls()), vec![db.clone(), web.clone()]);
+    assert_eq!(t["containers"][1]["healthStatus"], "HEALTHY");
+    let calls = r.fake.calls();
+    let first_web_start = calls
+        .iter()
+        .position(|c| *c == Call::Start(web.clone()))
+        .unwrap();
+    let first_db_check = calls
+        .iter()
+        .position(|c| *c == Call::Exec(db.clone()))
+        .unwrap();
+    assert!(
+        first_db_check < first_web_start,
+        "web waited for db's passing check: {calls:?}"
+    );
+    // The essential container's own check makes the task HEALTHY.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.describe(&id).await["healthStatus"] != "HEALTHY" {
+        assert!(
+            Instant::now() < deadline,
+            "task never HEALTHY: {}",
+            r.describe(&id).await
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn an_unhealthy_dependency_fails_the_task() {
+    let r = rig();
+    r.register(healthy_gate(1)).await;
+    r.fake.unhealthy.lock().unwrap().push("-1".into());
+    let id = r.run(json!({"taskDefinition": "gate"})).await;
+    let t = r.wait_status(&id, "STOPPED").await;
+    assert_eq!(t["stopCode"], "TaskFailedToStart");
+    assert!(
+        t["stoppedReason"]
+            .as_str()
+            .unwrap()
+            .contains("Container web cannot start: its dependency db"),
+        "{t}"
+    );
+    assert_eq!(t["containers"][1]["healthStatus"], "UNHEALTHY");
+    assert!(
+        !r.fake
+            .calls()
+            .contains(&Call::Start(format!("berth-{id}-0"))),
+        "web never started"
+    );
+    r.stop().await;
+}

@@ -590,5 +590,25 @@ pub(super) fn container_spec(
         is_readonly_rootfs: c.readonly_root_filesystem.unwrap_or(false),
         memory_mib: c.memory,
         cpu_units: c.cpu,
+        health_check: c.health_check.as_ref().map(health_check_spec),
     })
+}
+
+fn health_check_spec(h: &super::wire::HealthCheck) -> super::HealthCheckSpec {
+    let secs =
+        |v: Option<i64>, default: u64| Duration::from_secs(v.map_or(default, i64::unsigned_abs));
+    let command = match h.command.split_first() {
+        Some((kind, rest)) if kind == "CMD-SHELL" => {
+            vec!["/bin/sh".to_owned(), "-c".to_owned(), rest.join(" ")]
+        }
+        Some((_, rest)) => rest.to_vec(),
+        None => Vec::new(),
+    };
+    super::HealthCheckSpec {
+        command,
+        interval: secs(h.interval, 30),
+        timeout: secs(h.timeout, 5),
+        retries: h.retries.and_then(|r| u32::try_from(r).ok()).unwrap_or(3),
+        start_period: secs(h.start_period, 0),
+    }
 }

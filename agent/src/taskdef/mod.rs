@@ -146,6 +146,25 @@ pub struct ContainerSpec {
     /// CPU units (shares).
     #[serde(default)]
     pub cpu_units: Option<i64>,
+    /// The health check, with ECS's defaults filled in.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// A container health check (ECS defaults: interval 30 s, timeout 5 s, retries 3, no start
+/// period).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HealthCheckSpec {
+    /// The argv to exec in the container (`CMD-SHELL x` becomes `/bin/sh -c x`).
+    pub command: Vec<String>,
+    /// Between checks.
+    pub interval: Duration,
+    /// One check's limit; a timeout is a failure.
+    pub timeout: Duration,
+    /// Consecutive failures that make the container UNHEALTHY.
+    pub retries: u32,
+    /// Failures in this period after start do not count.
+    pub start_period: Duration,
 }
 
 /// The stop grace when a container gives none (ECS's default).

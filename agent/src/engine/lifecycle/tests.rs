@@ -35,6 +35,7 @@ fn c(
             is_readonly_rootfs: false,
             memory_mib: None,
             cpu_units: None,
+            health_check: None,
         },
         format!("uuid-{name}"),
     );
