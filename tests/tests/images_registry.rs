@@ -286,3 +286,49 @@ fn bad_references_unknown_images_and_a_down_registry_give_one_clear_error() {
             && w.temps().is_empty()
     );
 }
+
+#[test]
+fn concurrent_pulls_of_one_image_fetch_each_layer_once() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let w = World::new("icc");
+    let path = w.dir.join("shared");
+    let mut l = Layout::new(&path);
+    let layers = [
+        l.layer(&[file("a", &noise(512 * 1024, 1))], Compression::Gzip),
+        l.layer(&[file("b", &noise(512 * 1024, 2))], Compression::Gzip),
+    ];
+    l.finish("v1");
+    let reg = Registry::start(&w.dir.join("reg"), None);
+    reg.push(&path, "v1", "shared", None);
+    let proxy = Proxy::start(&reg.addr, 16 * 1024);
+    let image = format!("{}/shared:v1", proxy.addr);
+    let pull = || {
+        std::process::Command::new("timeout")
+            .arg("120")
+            .arg(berth_tests::bin_path("berth"))
+            .arg("--root")
+            .arg(&w.root)
+            .args(["image", "pull", &image])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (pull(), pull());
+    for child in [first, second] {
+        let out = images_support::Out::from(child.wait_with_output().unwrap());
+        assert!(out.ok, "{}", out.stderr);
+    }
+    assert_eq!(w.layers().len(), 2);
+    assert_eq!(w.images().len(), 1);
+    let paths = proxy.paths();
+    for d in &layers {
+        let gets = paths
+            .iter()
+            .filter(|p| p.contains(&format!("/blobs/{d}")))
+            .count();
+        assert_eq!(gets, 1, "layer {d} fetched {gets} times: {paths:?}");
+    }
+}
