@@ -89,7 +89,8 @@ fn task_def(image: &str) -> Value {
         "cpu": "256", "memory": "512", "containerDefinitions": [
         {"name": "web", "image": image, "stopTimeout": 5,
          "command": ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www"],
-         "dependsOn": [{"containerName": "side", "condition": "START"}]},
+         "dependsOn": [{"containerName": "side", "condition": "START"}],
+         "healthCheck": {"command": ["CMD-SHELL", "wget -qO- http://localhost:8080/ | grep -q hello"], "interval": 5, "retries": 3}},
         {"name": "side", "image": image, "essential": false, "stopTimeout": 2,
          "command": ["sh", "-c", "until wget -qO- http://localhost:8080/; do sleep 0.2; done; exec sleep 1000"]}]})
 }
@@ -231,6 +232,15 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     let ps = berth(&agent_sock, &root, &["ps"]);
     assert!(ps.contains(&task) && ps.contains(&ip), "{ps}");
 
+    wait_until(
+        Duration::from_secs(30),
+        "web's health check to pass (exec in the container)",
+        || {
+            let t = describe(&agent_sock, &root, &task);
+            (t["containers"][0]["healthStatus"] == "HEALTHY" && t["healthStatus"] == "HEALTHY")
+                .then_some(())
+        },
+    );
     let side_log = root.join("tasks").join(&task).join("side/output.log");
     wait_until(
         Duration::from_secs(30),
@@ -244,6 +254,7 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
 
     // kill -9 the agent while the task runs: the containers keep running, and a new agent
     // adopts the task through the normal lifecycle without starting anything twice.
+    let before_kill = describe(&agent_sock, &root, &task);
     agent.0.kill().unwrap();
     agent.0.wait().unwrap();
     let web_pid =
@@ -267,7 +278,7 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     let adopted = describe(&agent_sock, &root, &task);
     assert_eq!(adopted["lastStatus"], "RUNNING", "{adopted}");
     assert_eq!(
-        adopted["version"], running["version"],
+        adopted["version"], before_kill["version"],
         "adopting changed nothing"
     );
 
