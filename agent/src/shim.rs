@@ -35,17 +35,24 @@ pub struct ShimArgs {
 pub const EXIT_FILE: &str = "exit.json";
 
 /// Read `<bundle>/exit.json`: `Some(code)` once init exited (`code` is `None` when unknown).
+/// A file left by an earlier shim of the same bundle (a create retried after an agent crash)
+/// names another init pid than `<bundle>/init.pid` and is ignored.
 pub fn read_exit(bundle: &Path) -> Option<Option<i32>> {
     let text = std::fs::read_to_string(bundle.join(EXIT_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let current = std::fs::read_to_string(bundle.join("init.pid")).ok()?;
+    let current: i64 = current.trim().parse().ok()?;
+    if v["pid"].as_i64() != Some(current) {
+        return None;
+    }
     Some(v["exitCode"].as_i64().and_then(|c| i32::try_from(c).ok()))
 }
 
-fn write_exit(bundle: &Path, code: Option<i32>) -> std::io::Result<()> {
-    let tmp = bundle.join(".exit.json.tmp");
+fn write_exit(bundle: &Path, pid: i32, code: Option<i32>) -> std::io::Result<()> {
+    let tmp = bundle.join(format!(".exit.json.{pid}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(
-        serde_json::json!({ "exitCode": code })
+        serde_json::json!({ "exitCode": code, "pid": pid })
             .to_string()
             .as_bytes(),
     )?;
@@ -133,7 +140,7 @@ pub fn run(a: &ShimArgs) -> ExitCode {
     };
     say(&format!("ok {init}"));
     let code = wait_for(Pid::from_raw(init));
-    if write_exit(&a.bundle, code).is_err() {
+    if write_exit(&a.bundle, init, code).is_err() {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
@@ -149,5 +156,23 @@ fn wait_for(init: Pid) -> Option<i32> {
             // No child left: init was never re-parented to us (it is not ours to wait for).
             Err(_) => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_exit_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("init.pid"), "42").unwrap();
+        assert_eq!(read_exit(dir.path()), None);
+        write_exit(dir.path(), 41, Some(1)).unwrap();
+        assert_eq!(read_exit(dir.path()), None, "another init's exit");
+        write_exit(dir.path(), 42, Some(143)).unwrap();
+        assert_eq!(read_exit(dir.path()), Some(Some(143)));
+        write_exit(dir.path(), 42, None).unwrap();
+        assert_eq!(read_exit(dir.path()), Some(None));
     }
 }
