@@ -28,7 +28,11 @@ fi
 work=$(mktemp -d /tmp/berth-bench-images.XXXXXX)
 reg_pid=""
 cleanup() {
-    [[ -n $reg_pid ]] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+    set +e # every step runs, whatever the one before returned
+    if [[ -n $reg_pid ]]; then
+        kill "$reg_pid" 2>/dev/null
+        wait "$reg_pid" 2>/dev/null
+    fi
     for m in "$work"/mnt/*/images/rootfs/*/merged; do umount -l "$m" 2>/dev/null || true; done
     umount -l "$work/mnt" 2>/dev/null || true
     rm -rf "$work"
