@@ -229,6 +229,17 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
         "ENI IP in attachments: {running}"
     );
     assert_eq!(running["containers"][0]["lastStatus"], "RUNNING");
+    // The task's size (512 MiB) caps a container that has no memory of its own.
+    let web_id = format!("berth-{task}-0");
+    let limit_files = [
+        format!("/sys/fs/cgroup/memory/berth/{web_id}/memory.limit_in_bytes"),
+        format!("/sys/fs/cgroup/berth/{web_id}/memory.max"),
+    ];
+    let limit = limit_files
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .unwrap_or_else(|| panic!("no memory limit file among {limit_files:?}"));
+    assert_eq!(limit.trim(), (512u64 * 1024 * 1024).to_string());
     let ps = berth(&agent_sock, &root, &["ps"]);
     assert!(ps.contains(&task) && ps.contains(&ip), "{ps}");
 

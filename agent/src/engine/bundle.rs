@@ -63,10 +63,44 @@ pub struct BundleInput<'a> {
     pub hosts: Option<&'a str>,
     /// The task's /etc/resolv.conf content.
     pub resolv_conf: Option<&'a str>,
+    /// The task's memory (MiB), the limit of containers without their own.
+    pub task_memory_mib: Option<u32>,
+    /// The task's cpu units, a CFS quota on each container.
+    pub task_cpu_units: Option<u32>,
 }
 
 /// The files [`write`] puts next to config.json and mounts over the image's.
 const ETC_FILES: [(&str, &str); 2] = [("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")];
+
+/// CFS period for the task's cpu quota.
+const CFS_PERIOD_US: u64 = 100_000;
+
+/// Limits: the container's own `memory` as its hard limit, else the task's memory (so no
+/// container of a sized task is unlimited); its `cpu` units as shares; the task's cpu units as a
+/// CFS quota (1024 units = one CPU). Until the task-level cgroup exists these are per container,
+/// so the task's containers together can use up to N times the task size.
+fn resources(input: &BundleInput<'_>) -> Value {
+    let mut r = json!({});
+    let memory_mib = input
+        .spec
+        .memory_mib
+        .or(input.task_memory_mib.map(i64::from));
+    if let Some(mib) = memory_mib {
+        r["memory"] = json!({"limit": mib.saturating_mul(1024 * 1024)});
+    }
+    let mut cpu = json!({});
+    if let Some(units) = input.spec.cpu_units.filter(|u| *u > 0) {
+        cpu["shares"] = json!(units.max(2));
+    }
+    if let Some(units) = input.task_cpu_units.filter(|u| *u > 0) {
+        cpu["quota"] = json!(u64::from(units) * CFS_PERIOD_US / 1024);
+        cpu["period"] = json!(CFS_PERIOD_US);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        r["cpu"] = cpu;
+    }
+    r
+}
 
 /// The config.json for `input`; `dir` is the bundle directory (where hosts and resolv.conf
 /// are written).
@@ -87,13 +121,7 @@ pub fn config(dir: &Path, input: &BundleInput<'_>) -> Value {
         Some(path) => json!({"type": "network", "path": path}),
         None => json!({"type": "network"}),
     });
-    let mut resources = json!({});
-    if let Some(mib) = input.spec.memory_mib {
-        resources["memory"] = json!({"limit": mib.saturating_mul(1024 * 1024)});
-    }
-    if let Some(units) = input.spec.cpu_units.filter(|u| *u > 0) {
-        resources["cpu"] = json!({"shares": units.max(2)});
-    }
+    let resources = resources(input);
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc"}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -170,6 +198,8 @@ mod tests {
             netns: Some("/run/berth/netns/x"),
             hosts: Some("127.0.0.1 localhost\n"),
             resolv_conf: None,
+            task_memory_mib: Some(512),
+            task_cpu_units: Some(256),
         };
         let c = config(Path::new("/b"), &input);
         let mounts = c["mounts"].as_array().unwrap();

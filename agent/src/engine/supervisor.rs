@@ -401,6 +401,8 @@ impl Supervisor {
             netns: eni.as_ref().map(|e| e.netns_path.as_str()),
             hosts: eni.as_ref().map(|e| e.hosts.as_str()),
             resolv_conf: eni.as_ref().map(|e| e.resolv_conf.as_str()),
+            task_memory_mib: self.task.memory.as_deref().and_then(|m| m.parse().ok()),
+            task_cpu_units: self.task.cpu.as_deref().and_then(|c| c.parse().ok()),
         };
         bundle::write(&dir, &input)?;
         let args = CreateArgs {
