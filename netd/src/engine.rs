@@ -274,9 +274,13 @@ impl Engine {
     ) -> Result<api::SecurityGroup, NetdError> {
         let old = self.group(id)?.clone();
         let g = model::validate_group(spec, Some(id), &|gid| self.groups.contains_key(gid))?;
-        self.save_group(&g)?;
-        if let Err(e) = self.nft(&self.topo.replace_group_script(&g)) {
-            let _ = self.save_group(&old);
+        // The rules reach running tasks first; the (fsynced) record follows, and if it
+        // cannot be written the old rules go back so kernel and disk agree.
+        self.nft(&self.topo.replace_group_script(&g))?;
+        if let Err(e) = self.save_group(&g) {
+            if let Err(undo) = self.nft(&self.topo.replace_group_script(&old)) {
+                tracing::warn!(group = %old.id, error = %undo, "restoring old rules failed");
+            }
             return Err(e);
         }
         let wire = self.group_to_wire(&g);

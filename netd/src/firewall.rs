@@ -179,6 +179,12 @@ impl Topology {
             s,
             "add rule inet {t} forward ct state established,related accept"
         );
+        // ENIs are IPv4-only: an IPv6 packet from a task (link-local addresses always exist)
+        // would otherwise pass every `ip` rule unmatched.
+        let _ = writeln!(
+            s,
+            "add rule inet {t} forward iifname \"berth*\" meta nfproto ipv6 drop"
+        );
         for (cidr, public, _) in &self.subnets {
             if !public {
                 let _ = writeln!(
@@ -202,6 +208,10 @@ impl Topology {
         let _ = writeln!(
             s,
             "add rule inet {t} input ct state established,related accept"
+        );
+        let _ = writeln!(
+            s,
+            "add rule inet {t} input iifname \"berth*\" meta nfproto ipv6 drop"
         );
         let _ = writeln!(
             s,
@@ -499,5 +509,6 @@ mod tests {
         assert!(
             s.starts_with("add table inet berth\ndelete table inet berth\nadd table inet berth\n")
         );
+        assert!(s.contains("input iifname \"berth*\" meta nfproto ipv6 drop"));
     }
 }

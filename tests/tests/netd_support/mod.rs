@@ -23,7 +23,7 @@ pub const HOST_UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const UPLINK_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 
 /// How long a connection attempt that should be dropped is given.
-pub const DROP_WAIT: Duration = Duration::from_millis(700);
+pub const DROP_WAIT: Duration = Duration::from_millis(1500);
 
 /// One lab: host and uplink namespaces, a state dir, and berth-netd running in the host.
 pub struct Lab {
