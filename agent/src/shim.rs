@@ -34,10 +34,19 @@ pub struct ShimArgs {
 /// The file the shim writes when init exits.
 pub const EXIT_FILE: &str = "exit.json";
 
-/// Read `<bundle>/exit.json`: `Some(code)` once init exited (`code` is `None` when unknown).
-/// A file left by an earlier shim of the same bundle (a create retried after an agent crash)
-/// names another init pid than `<bundle>/init.pid` and is ignored.
-pub fn read_exit(bundle: &Path) -> Option<Option<i32>> {
+/// What the shim recorded about init's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// The exit code (128 + signal for a signal), when known.
+    pub code: Option<i32>,
+    /// The container's memory cgroup counted an OOM kill.
+    pub is_oom: bool,
+}
+
+/// Read `<bundle>/exit.json` once init exited. A file left by an earlier shim of the same
+/// bundle (a create retried after an agent crash) names another init pid than
+/// `<bundle>/init.pid` and is ignored.
+pub fn read_exit(bundle: &Path) -> Option<ExitRecord> {
     let text = std::fs::read_to_string(bundle.join(EXIT_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let current = std::fs::read_to_string(bundle.join("init.pid")).ok()?;
@@ -45,14 +54,36 @@ pub fn read_exit(bundle: &Path) -> Option<Option<i32>> {
     if v["pid"].as_i64() != Some(current) {
         return None;
     }
-    Some(v["exitCode"].as_i64().and_then(|c| i32::try_from(c).ok()))
+    Some(ExitRecord {
+        code: v["exitCode"].as_i64().and_then(|c| i32::try_from(c).ok()),
+        is_oom: v["isOom"].as_bool().unwrap_or(false),
+    })
 }
 
-fn write_exit(bundle: &Path, pid: i32, code: Option<i32>) -> std::io::Result<()> {
+/// The `oom_kill` counter of cgroup v1's `memory.oom_control` or v2's `memory.events`.
+pub fn oom_kills(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether the container `id` (cgroupsPath `/berth/<id>`) was OOM-killed.
+fn was_oom_killed(id: &str) -> bool {
+    [
+        format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"),
+        format!("/sys/fs/cgroup/berth/{id}/memory.events"),
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(f).ok())
+    .any(|t| oom_kills(&t) > 0)
+}
+
+fn write_exit(bundle: &Path, pid: i32, code: Option<i32>, is_oom: bool) -> std::io::Result<()> {
     let tmp = bundle.join(format!(".exit.json.{pid}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(
-        serde_json::json!({ "exitCode": code, "pid": pid })
+        serde_json::json!({ "exitCode": code, "pid": pid, "isOom": is_oom })
             .to_string()
             .as_bytes(),
     )?;
@@ -140,7 +171,8 @@ pub fn run(a: &ShimArgs) -> ExitCode {
     };
     say(&format!("ok {init}"));
     let code = wait_for(Pid::from_raw(init));
-    if write_exit(&a.bundle, init, code).is_err() {
+    let is_oom = code == Some(137) && was_oom_killed(&a.id);
+    if write_exit(&a.bundle, init, code, is_oom).is_err() {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
@@ -168,11 +200,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("init.pid"), "42").unwrap();
         assert_eq!(read_exit(dir.path()), None);
-        write_exit(dir.path(), 41, Some(1)).unwrap();
+        write_exit(dir.path(), 41, Some(1), false).unwrap();
         assert_eq!(read_exit(dir.path()), None, "another init's exit");
-        write_exit(dir.path(), 42, Some(143)).unwrap();
-        assert_eq!(read_exit(dir.path()), Some(Some(143)));
-        write_exit(dir.path(), 42, None).unwrap();
-        assert_eq!(read_exit(dir.path()), Some(None));
+        write_exit(dir.path(), 42, Some(137), true).unwrap();
+        assert_eq!(
+            read_exit(dir.path()),
+            Some(ExitRecord {
+                code: Some(137),
+                is_oom: true
+            })
+        );
+        write_exit(dir.path(), 42, None, false).unwrap();
+        assert_eq!(
+            read_exit(dir.path()),
+            Some(ExitRecord {
+                code: None,
+                is_oom: false
+            })
+        );
+    }
+
+    #[test]
+    fn oom_counters() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n";
+        let v2 = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!((oom_kills(v1), oom_kills(v2), oom_kills("")), (1, 2, 0));
     }
 }

@@ -336,6 +336,35 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     assert_eq!(done["stopCode"], "EssentialContainerExited", "{done}");
     assert_eq!(done["stoppedReason"], "Essential container in task exited");
     assert_eq!(done["containers"][0]["exitCode"], 3, "{done}");
+
+    // A container over its memory limit is OOM-killed, and says so.
+    let mut oom = task_def(&image.name);
+    oom["family"] = json!("bt-oom");
+    oom["containerDefinitions"] = json!([{"name": "hog", "image": image.name, "memory": 32,
+        "command": ["sh", "-c", "a=$(head -c 200000000 /dev/zero | tr '\\0' x); echo ${#a}"]}]);
+    std::fs::write(dir.join("oom.json"), oom.to_string()).unwrap();
+    berth(
+        &agent_sock,
+        &root,
+        &["register", dir.join("oom.json").to_str().unwrap()],
+    );
+    let hog = berth(&agent_sock, &root, &["run", "bt-oom"])
+        .trim()
+        .to_owned();
+    let killed = wait_until(
+        Duration::from_secs(60),
+        "the memory hog's task to reach STOPPED",
+        || {
+            let t = describe(&agent_sock, &root, &hog);
+            (t["lastStatus"] == "STOPPED").then_some(t)
+        },
+    );
+    assert_eq!(killed["containers"][0]["exitCode"], 137, "{killed}");
+    assert_eq!(
+        killed["containers"][0]["reason"],
+        "OutOfMemoryError: Container killed due to memory usage"
+    );
+    assert_eq!(killed["stopCode"], "EssentialContainerExited");
     assert!(!root.join("tasks").join(&task).exists(), "bundles removed");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

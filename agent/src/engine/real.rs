@@ -190,10 +190,10 @@ impl Runtime for RuntimeCli {
             // The shim's exit file is the truth; `state` tells when to stop waiting for it.
             let mut gone_polls = 0;
             loop {
-                if let Some(code) = crate::shim::read_exit(&a.bundle) {
+                if let Some(exit) = crate::shim::read_exit(&a.bundle) {
                     return Ok(Exit {
-                        code,
-                        is_oom: false,
+                        code: exit.code,
+                        is_oom: exit.is_oom,
                     });
                 }
                 let is_gone = match self.state_of(&a.id).await {
