@@ -298,3 +298,42 @@ fn overlapping_subnets_stop_netd_at_start_with_nothing_created() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("vpc_cidr: \"172.31.0.0/33\" is not a CIDR block"));
 }
+
+#[test]
+fn an_exhausted_subnet_is_a_clear_error_and_reserved_addresses_are_never_handed_out() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let mut lab = Lab::new();
+    std::fs::write(
+        lab.config_path(),
+        format!(
+            "netns_dir = \"{}\"\nvpc_cidr = \"10.77.0.0/24\"\n[[subnets]]\nname = \"tiny\"\ncidr = \"10.77.0.0/28\"\npublic = false\n",
+            lab.dir.join("netns").display()
+        ),
+    )
+    .unwrap();
+    lab.start();
+    let mut got = Vec::new();
+    for _ in 0..11 {
+        got.push(lab.attach("tiny", &["default"]).ip.octets()[3]);
+    }
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (4..15).collect::<Vec<u8>>(),
+        "network, +1, +2, +3 and broadcast stay reserved"
+    );
+    let before = snapshot(&lab);
+    refused(
+        lab.client()
+            .attach(&attach_req(&["default"], "tiny", vec![])),
+        409,
+        "subnet: \"tiny\" (10.77.0.0/28) has no free address left",
+    );
+    assert_eq!(
+        snapshot(&lab),
+        before,
+        "nothing created by the refused attach"
+    );
+}
