@@ -37,6 +37,8 @@ pub enum Call {
 pub struct Fake {
     calls: Mutex<Vec<Call>>,
     exits: Mutex<HashMap<String, watch::Sender<Option<Exit>>>>,
+    /// Image references whose pull never finishes.
+    pub hanging_images: Mutex<Vec<String>>,
     /// Image references whose pull fails.
     pub missing_images: Mutex<Vec<String>>,
     /// Container ids (substring) that ignore SIGTERM.
@@ -172,7 +174,11 @@ impl ImageSource for Fake {
     fn pull(&self, image: String) -> BoxFuture<'_, Result<PulledImage, SeamError>> {
         self.record(Call::Pull(image.clone()));
         let missing = lock(&self.missing_images).contains(&image);
+        let hangs = lock(&self.hanging_images).contains(&image);
         Box::pin(async move {
+            if hangs {
+                std::future::pending::<()>().await;
+            }
             if missing {
                 return Err(SeamError::Image {
                     image,

@@ -52,6 +52,7 @@ pub struct Engine {
     seams: Seams,
     supervisors: HashMap<String, mpsc::Sender<TaskCmd>>,
     running: JoinSet<TaskRecord>,
+    relays: JoinSet<()>,
     shutdown: CancellationToken,
 }
 
@@ -64,6 +65,7 @@ impl Engine {
             seams,
             supervisors: HashMap::new(),
             running: JoinSet::new(),
+            relays: JoinSet::new(),
             shutdown,
         }
     }
@@ -92,13 +94,17 @@ impl Engine {
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
+                    Some((Command::StopTask { cluster, task, reason }, reply)) => {
+                        self.stop_task(&cluster, &task, reason, reply).await;
+                    }
                     Some((cmd, reply)) => {
-                        let answer = self.handle(cmd).await;
+                        let answer = self.handle(cmd);
                         let _ = reply.send(answer);
                     }
                     None => break,
                 },
                 Some(done) = self.running.join_next() => self.reap(done),
+                Some(Err(e)) = self.relays.join_next() => tracing::error!(error = %e, "a StopTask relay failed"),
                 () = self.shutdown.cancelled() => break,
             }
         }
@@ -121,14 +127,9 @@ impl Engine {
         }
     }
 
-    async fn handle(&mut self, cmd: Command) -> Result<serde_json::Value, ApiError> {
+    fn handle(&mut self, cmd: Command) -> Result<serde_json::Value, ApiError> {
         match cmd {
             Command::RunTask(run) => self.run_task(*run),
-            Command::StopTask {
-                cluster,
-                task,
-                reason,
-            } => self.stop_task(&cluster, &task, reason).await,
             Command::DescribeTasks {
                 cluster,
                 tasks,

@@ -81,6 +81,14 @@ pub fn process_overrides(
     p
 }
 
+/// The next command, or never when there is no receiver (before `run`).
+async fn recv(cmds: &mut Option<mpsc::Receiver<TaskCmd>>) -> Option<TaskCmd> {
+    match cmds {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The per-task loop.
 pub struct Supervisor {
     task: TaskRecord,
@@ -92,6 +100,7 @@ pub struct Supervisor {
     health_rx: mpsc::UnboundedReceiver<(usize, bool, bool)>,
     tallies: Vec<health::Tally>,
     waiters: JoinSet<()>,
+    cmds: Option<mpsc::Receiver<TaskCmd>>,
 }
 
 impl Supervisor {
@@ -117,13 +126,14 @@ impl Supervisor {
             health_rx,
             tallies,
             waiters: JoinSet::new(),
+            cmds: None,
         }
     }
 
     /// Drive the task until STOPPED or shutdown. Containers keep running across shutdown.
     pub async fn run(
         mut self,
-        mut cmds: mpsc::Receiver<TaskCmd>,
+        cmds: mpsc::Receiver<TaskCmd>,
         shutdown: CancellationToken,
     ) -> TaskRecord {
         // After a restart: watch the containers that were running.
@@ -133,6 +143,7 @@ impl Supervisor {
                 self.watch_health(i);
             }
         }
+        self.cmds = Some(cmds);
         loop {
             if let Some(action) = next_action(&self.task, now_epoch()) {
                 tracing::debug!(task = %self.task.id, ?action, "lifecycle step");
@@ -146,7 +157,7 @@ impl Supervisor {
             let deadline = next_deadline(&self.task)
                 .map(|at| Duration::from_secs_f64((at - now_epoch()).max(0.0)));
             tokio::select! {
-                Some(cmd) = cmds.recv() => self.apply(cmd),
+                Some(cmd) = recv(&mut self.cmds) => self.apply(cmd),
                 Some((i, exit)) = self.exits_rx.recv() => { self.observe_exit(i, exit); self.record(); }
                 Some((i, passed, in_start)) = self.health_rx.recv() => self.observe_health(i, passed, in_start),
                 () = tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(3600))), if deadline.is_some() => {}
@@ -334,7 +345,21 @@ impl Supervisor {
         self.task.times.pull_started_at.get_or_insert(now);
         let image = self.task.containers[i].spec.image.clone();
         let images = self.seams.images.clone();
-        let result = timed(format!("pull {image}"), PULL_TIMEOUT, images.pull(image)).await;
+        let pull = timed(format!("pull {image}"), PULL_TIMEOUT, images.pull(image));
+        tokio::pin!(pull);
+        // A pull can take minutes: StopTask is applied meanwhile and abandons it.
+        let result = loop {
+            tokio::select! {
+                r = &mut pull => break r,
+                Some(cmd) = recv(&mut self.cmds) => {
+                    self.apply(cmd);
+                    if self.task.desired == DesiredStatus::Stopped {
+                        self.task.times.pull_stopped_at = Some(now_epoch());
+                        return;
+                    }
+                }
+            }
+        };
         self.task.times.pull_stopped_at = Some(now_epoch());
         let c = &mut self.task.containers[i];
         match result {

@@ -3,7 +3,7 @@
 use super::actions::paged;
 use super::command::{Page, RunTaskCmd};
 use super::supervisor::TaskCmd;
-use super::Engine;
+use super::{Engine, Reply};
 use crate::api::error::ApiError;
 use crate::api::shapes;
 use crate::model::{
@@ -121,33 +121,52 @@ impl Engine {
         Ok(json!({"tasks": tasks, "failures": []}))
     }
 
+    /// StopTask: the supervisor records desired STOPPED and answers with the task; the
+    /// engine does not wait for that answer itself (a supervisor may be in the middle of a
+    /// long step), a helper task relays it to the caller.
     pub(super) async fn stop_task(
         &mut self,
         cluster: &str,
         id: &str,
         reason: Option<String>,
-    ) -> Result<Value, ApiError> {
-        self.active_cluster(cluster)?;
+        reply: Reply,
+    ) {
         let not_found = || ApiError::invalid("The referenced task was not found.");
-        let task = self
-            .store
-            .task(id)?
-            .filter(|t| t.cluster == cluster)
-            .ok_or_else(not_found)?;
+        let found = self.active_cluster(cluster).and_then(|()| {
+            self.store
+                .task(id)?
+                .filter(|t| t.cluster == cluster)
+                .ok_or_else(not_found)
+        });
+        let task = match found {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let arns = self.arns.clone();
+        let answer = move |t: &TaskRecord| Ok(json!({"task": shapes::task(&arns, t, false)}));
         let Some(tx) = self.supervisors.get(id).cloned() else {
             // Already stopped (or stopping with no supervisor left): StopTask is idempotent.
-            return Ok(json!({"task": shapes::task(&self.arns, &task, false)}));
+            let _ = reply.send(answer(&task));
+            return;
         };
-        let (reply, rx) = oneshot::channel();
-        if tx.send(TaskCmd::Stop { reason, reply }).await.is_err() {
-            let task = self.store.task(id)?.ok_or_else(not_found)?;
-            return Ok(json!({"task": shapes::task(&self.arns, &task, false)}));
+        let (sup_reply, rx) = oneshot::channel();
+        if tx
+            .try_send(TaskCmd::Stop {
+                reason,
+                reply: sup_reply,
+            })
+            .is_err()
+        {
+            let _ = reply.send(answer(&task));
+            return;
         }
-        let task = match rx.await {
-            Ok(t) => t,
-            Err(_) => self.store.task(id)?.ok_or_else(not_found)?,
-        };
-        Ok(json!({"task": shapes::task(&self.arns, &task, false)}))
+        self.relays.spawn(async move {
+            let t = rx.await.unwrap_or(task);
+            let _ = reply.send(answer(&t));
+        });
     }
 
     pub(super) fn describe_tasks(

@@ -492,3 +492,21 @@ async fn an_unhealthy_dependency_fails_the_task() {
     );
     r.stop().await;
 }
+
+#[tokio::test]
+async fn stop_task_during_a_long_pull_answers_at_once_and_abandons_the_pull() {
+    let r = rig();
+    r.fake.hanging_images.lock().unwrap().push("nginx".into());
+    r.register(web_sidecar(30)).await;
+    let id = r.run(json!({"taskDefinition": "web"})).await;
+    r.wait_status(&id, "PENDING").await;
+    let stopped = r
+        .call("StopTask", json!({"task": id, "reason": "changed my mind"}))
+        .await;
+    assert_eq!(stopped["task"]["desiredStatus"], "STOPPED");
+    let t = r.wait_status(&id, "STOPPED").await;
+    assert_eq!(t["stoppedReason"], "changed my mind");
+    assert!(!r.fake.calls().iter().any(|c| matches!(c, Call::Create(_))));
+    assert!(r.fake.calls().contains(&Call::Detach(id)));
+    r.stop().await;
+}
