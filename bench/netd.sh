@@ -22,6 +22,7 @@ NETD=${BERTH_NETD:-$PWD/target/release/berth-netd}
 
 id=bt$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 dir=/tmp/${id}d
+rundir=/run/${id}r   # ENI records on tmpfs, as with the default /run/berth/netd
 HN=${id}h   # netd's host
 PN=${id}p   # the peer's host
 mkdir -p "$dir/netns"
@@ -30,7 +31,7 @@ cleanup() {
   [ -n "$netd_pid" ] && kill -9 "$netd_pid" 2>/dev/null && wait "$netd_pid" 2>/dev/null || true
   for f in "$dir"/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
   for n in $(ip netns list | awk '{print $1}' | grep "^${id}"); do ip netns del "$n" 2>/dev/null || true; done
-  rm -rf "$dir"
+  rm -rf "$dir" "$rundir"
 }
 trap cleanup EXIT
 
@@ -39,7 +40,7 @@ ip -n "$HN" link set lo up; ip -n "$PN" link set lo up
 
 printf 'netns_dir = "%s/netns"\n' "$dir" > "$dir/netd.toml"
 nsenter --net="/run/netns/$HN" "$NETD" --config "$dir/netd.toml" --socket "$dir/netd.sock" \
-  --state-dir "$dir/state" 2>"$dir/netd.log" &
+  --state-dir "$dir/state" --run-dir "$rundir" 2>"$dir/netd.log" &
 netd_pid=$!
 S=$dir/netd.sock
 for _ in $(seq 200); do curl -sf --unix-socket "$S" http://netd/subnets >/dev/null && break; sleep 0.05; done

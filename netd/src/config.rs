@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 pub struct ConfigFile {
     /// The API socket.
     pub socket: Option<PathBuf>,
-    /// Where ENI and group records are kept.
+    /// Where security group records are kept (survives reboots).
     pub state_dir: Option<PathBuf>,
+    /// Where ENI records are kept: runtime state, gone with a reboot like the namespaces
+    /// and veths they describe (a tmpfs such as /run).
+    pub run_dir: Option<PathBuf>,
     /// Where task netns are bind-mounted.
     pub netns_dir: Option<PathBuf>,
     /// The nft table (family inet) netd owns.
@@ -121,8 +124,10 @@ impl SubnetConfig {
 pub struct Config {
     /// The API socket.
     pub socket: PathBuf,
-    /// The state directory.
+    /// The state directory (group records).
     pub state_dir: PathBuf,
+    /// The runtime directory (ENI records).
+    pub run_dir: PathBuf,
     /// The netns directory.
     pub netns_dir: PathBuf,
     /// The nft table name (family inet).
@@ -150,6 +155,8 @@ pub struct Config {
 pub const DEFAULT_SOCKET: &str = "/run/berth/netd.sock";
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/berth/netd";
+/// The default runtime directory (ENI records).
+pub const DEFAULT_RUN_DIR: &str = "/run/berth/netd";
 /// The default netns directory.
 pub const DEFAULT_NETNS_DIR: &str = "/run/berth/netns";
 /// The default table.
@@ -235,6 +242,7 @@ impl Config {
         Ok(Config {
             socket: file.socket.unwrap_or_else(|| DEFAULT_SOCKET.into()),
             state_dir: file.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            run_dir: file.run_dir.unwrap_or_else(|| DEFAULT_RUN_DIR.into()),
             netns_dir: file.netns_dir.unwrap_or_else(|| DEFAULT_NETNS_DIR.into()),
             table,
             is_nft_binary_forced: file.nft.is_some(),

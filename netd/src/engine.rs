@@ -54,7 +54,7 @@ pub struct Engine {
 impl Engine {
     /// The directory of ENI records.
     pub(crate) fn eni_dir(&self) -> PathBuf {
-        self.cfg.state_dir.join("enis")
+        self.cfg.run_dir.join("enis")
     }
 
     /// The directory of group records.
@@ -342,7 +342,7 @@ impl Engine {
     pub(crate) fn ensure_dirs(cfg: &Config) -> Result<(), NetdError> {
         for dir in [
             cfg.state_dir.clone(),
-            cfg.state_dir.join("enis"),
+            cfg.run_dir.join("enis"),
             cfg.state_dir.join("groups"),
             cfg.netns_dir.clone(),
         ] {

@@ -20,6 +20,9 @@ struct Cli {
     /// The state directory (overrides `state_dir`).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Where ENI records live (overrides `run_dir`).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
     /// Where task namespaces are pinned (overrides `netns_dir`).
     #[arg(long)]
     netns_dir: Option<PathBuf>,
@@ -50,6 +53,9 @@ fn run(cli: Cli) -> Result<(), NetdError> {
     }
     if let Some(s) = cli.state_dir {
         cfg.state_dir = s;
+    }
+    if let Some(s) = cli.run_dir {
+        cfg.run_dir = s;
     }
     if let Some(s) = cli.netns_dir {
         cfg.netns_dir = s;

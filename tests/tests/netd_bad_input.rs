@@ -27,7 +27,7 @@ fn snapshot(lab: &Lab) -> (String, String, String, Vec<String>, Vec<String>) {
         serde_json::to_string(&c.security_groups().unwrap()).unwrap(),
         lab.nft_table(),
         lab.host_links(),
-        [list("netns"), list("state/enis"), list("state/groups")].concat(),
+        [list("netns"), list("run/enis"), list("state/groups")].concat(),
     )
 }
 
@@ -280,7 +280,7 @@ fn overlapping_subnets_stop_netd_at_start_with_nothing_created() {
         "{stderr}"
     );
     assert!(
-        !lab.dir.join("state").exists() && !lab.socket().exists(),
+        !lab.dir.join("state").exists() && !lab.dir.join("run").exists() && !lab.socket().exists(),
         "nothing created"
     );
     let tables = Command::new("ip")

@@ -23,7 +23,7 @@ fn kill_9_during_50_attaches_then_restart_leaves_no_duplicate_ip_and_no_orphan()
         return;
     }
     let mut lab = Lab::started();
-    let enis_dir = lab.dir.join("state/enis");
+    let enis_dir = lab.dir.join("run/enis");
     let attaching: Vec<_> = (0..2)
         .map(|_| {
             let client = lab.client();

@@ -68,9 +68,7 @@ fn an_attach_that_fails_at_its_last_step_is_rolled_back_and_a_restart_heals_the_
         "only the kept ENI's netns"
     );
     assert_eq!(
-        std::fs::read_dir(lab.dir.join("state/enis"))
-            .unwrap()
-            .count(),
+        std::fs::read_dir(lab.dir.join("run/enis")).unwrap().count(),
         1,
         "only the kept record"
     );

@@ -170,6 +170,8 @@ impl Lab {
             .arg(self.socket())
             .arg("--state-dir")
             .arg(self.dir.join("state"))
+            .arg("--run-dir")
+            .arg(self.dir.join("run"))
             .env("RUST_LOG", "warn");
         cmd
     }
