@@ -263,6 +263,12 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
         },
     );
 
+    let live = berth(&agent_sock, &root, &["logs", &task, "side"]);
+    assert!(
+        live.contains("hello-from-web"),
+        "berth logs while running: {live}"
+    );
+
     // kill -9 the agent while the task runs: the containers keep running, and a new agent
     // adopts the task through the normal lifecycle without starting anything twice.
     let before_kill = describe(&agent_sock, &root, &task);
@@ -366,6 +372,11 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     );
     assert_eq!(killed["stopCode"], "EssentialContainerExited");
     assert!(!root.join("tasks").join(&task).exists(), "bundles removed");
+    let kept = berth(&agent_sock, &root, &["logs", &task]);
+    assert!(
+        kept.contains("side | hello-from-web"),
+        "logs kept after the task stopped: {kept}"
+    );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mounts.contains(root.to_str().unwrap()),

@@ -49,6 +49,8 @@ enum Cmd {
     Describe(cli::task::DescribeArgs),
     /// Stop a task (SIGTERM, stopTimeout, SIGKILL).
     Stop(cli::task::StopArgs),
+    /// Print a task's container output.
+    Logs(cli::task::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Ps(a) => cli::task::ps(a, &ctx),
         Cmd::Describe(a) => cli::task::describe(a, &ctx),
         Cmd::Stop(a) => cli::task::stop(a, &ctx),
+        Cmd::Logs(a) => cli::task::logs(a, &ctx),
     };
     match result {
         Ok(code) => code,

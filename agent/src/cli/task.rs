@@ -341,3 +341,78 @@ fn ip(t: &Value) -> String {
         .map(|d| s(&d["value"]))
         .unwrap_or_default()
 }
+
+/// `berth logs TASK [CONTAINER]`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Task id or ARN.
+    pub task: String,
+    /// Only this container (all of them, prefixed by name, when absent).
+    pub container: Option<String>,
+}
+
+/// A container's log: the live file while the task runs, the kept one after it stopped.
+fn log_file(root: &std::path::Path, task: &str, container: &str) -> Option<PathBuf> {
+    [
+        root.join("tasks")
+            .join(task)
+            .join(container)
+            .join("output.log"),
+        root.join("logs")
+            .join(task)
+            .join(format!("{container}.log")),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+fn log_containers(root: &std::path::Path, task: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let live = std::fs::read_dir(root.join("tasks").join(task))
+        .into_iter()
+        .flatten()
+        .flatten();
+    names.extend(live.map(|e| e.file_name().to_string_lossy().into_owned()));
+    let kept = std::fs::read_dir(root.join("logs").join(task))
+        .into_iter()
+        .flatten()
+        .flatten();
+    names.extend(kept.filter_map(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .strip_suffix(".log")
+            .map(str::to_owned)
+    }));
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `berth logs TASK [CONTAINER]`: what the containers wrote to stdout and stderr (read from the
+/// state root; works while the agent is down too).
+pub fn logs(a: LogsArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
+    let task = a.task.rsplit('/').next().unwrap_or(&a.task).to_owned();
+    let names = match a.container {
+        Some(c) => vec![c],
+        None => log_containers(&ctx.root, &task),
+    };
+    if names.is_empty() {
+        return Err(format!("no logs for task {task} under {}", ctx.root.display()).into());
+    }
+    let prefix = names.len() > 1;
+    for name in &names {
+        let Some(file) = log_file(&ctx.root, &task, name) else {
+            return Err(format!("no logs for container {name} of task {task}").into());
+        };
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        for line in text.lines() {
+            if prefix {
+                println!("{name} | {line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

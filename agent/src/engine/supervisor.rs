@@ -81,6 +81,27 @@ pub fn process_overrides(
     p
 }
 
+/// Where a task's container logs are kept after the task stopped: `<root>/logs/<task>/`.
+pub fn logs_dir(seams: &Seams, task: &str) -> std::path::PathBuf {
+    let root = seams.tasks_dir.parent().unwrap_or(&seams.tasks_dir);
+    root.join("logs").join(task)
+}
+
+/// Move `<bundle>/output.log` to `<logs>/<container>.log` before the bundle goes.
+fn keep_log(
+    bundle: &std::path::Path,
+    logs: &std::path::Path,
+    container: &str,
+) -> Result<(), String> {
+    let from = bundle.join("output.log");
+    if !from.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
+    let to = logs.join(format!("{container}.log"));
+    std::fs::rename(&from, &to).map_err(|e| format!("keeping {}: {e}", from.display()))
+}
+
 /// The next command, or never when there is no receiver (before `run`).
 async fn recv(cmds: &mut Option<mpsc::Receiver<TaskCmd>>) -> Option<TaskCmd> {
     match cmds {
@@ -488,6 +509,7 @@ impl Supervisor {
             return;
         };
         let dir = self.seams.tasks_dir.join(&self.task.id).join(&c.spec.name);
+        let c_name = c.spec.name.clone();
         let runtime = self.seams.runtime.clone();
         let images = self.seams.images.clone();
         let mut errors = Vec::new();
@@ -511,6 +533,9 @@ impl Supervisor {
         .await
         {
             errors.push(e.to_string());
+        }
+        if let Err(e) = keep_log(&dir, &logs_dir(&self.seams, &self.task.id), &c_name) {
+            errors.push(e);
         }
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
