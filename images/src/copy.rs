@@ -66,7 +66,10 @@ fn copy_dir(
                     .map_err(errno_at("create directory", dest.join(&child)))?;
             }
             copy_dir(layer, &child, root, dest, links)?;
+            let sub = safefs::open_dir_beneath(&dst, Path::new(&name))
+                .map_err(errno_at("open", dest.join(&child)))?;
             set_meta(&dst, &name, &md, &dest.join(&child), true)?;
+            copy_xattrs(&src, &sub, &dest.join(&child))?;
             continue;
         }
         remove_beneath(&dst, &name, &dest.join(&child))?;
@@ -92,6 +95,10 @@ fn copy_dir(
             let mut out = File::from(fd);
             let mut input = File::open(&src).map_err(fs_err("open", &src))?;
             std::io::copy(&mut input, &mut out).map_err(fs_err("copy to", dest.join(&child)))?;
+            // After chown: chown drops security.capability.
+            set_meta(&dst, &name, &md, &dest.join(&child), true)?;
+            copy_xattrs(&src, &out, &dest.join(&child))?;
+            continue;
         } else if ft.is_symlink() {
             let target = fs::read_link(&src).map_err(fs_err("read link", &src))?;
             rustix::fs::symlinkat(&target, &dst, &name)
@@ -103,6 +110,29 @@ fn copy_dir(
             continue; // devices never reach a layer directory (refused at unpack)
         }
         set_meta(&dst, &name, &md, &dest.join(&child), !ft.is_symlink())?;
+    }
+    Ok(())
+}
+
+/// Copy the xattrs a layer may carry (`user.*`, `security.capability`: what unpacking keeps) from
+/// `src` to the open `dst`; never overlayfs' own `trusted.overlay.*`.
+fn copy_xattrs(src: &Path, dst: impl std::os::fd::AsFd, shown: &Path) -> Result<(), ImageError> {
+    let mut names = vec![0u8; 64 * 1024];
+    let n = match rustix::fs::llistxattr(src, &mut names) {
+        Ok(n) => n,
+        Err(Errno::NOTSUP) => return Ok(()),
+        Err(e) => return Err(errno_at("list xattrs of", src.to_path_buf())(e)),
+    };
+    let mut value = vec![0u8; 64 * 1024];
+    for name in names[..n].split(|b| *b == 0).filter(|x| !x.is_empty()) {
+        if !(name.starts_with(b"user.") || name == b"security.capability") {
+            continue;
+        }
+        let name = <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+        let len = rustix::fs::lgetxattr(src, name, &mut value)
+            .map_err(errno_at("read xattr of", src.to_path_buf()))?;
+        rustix::fs::fsetxattr(&dst, name, &value[..len], rustix::fs::XattrFlags::empty())
+            .map_err(errno_at("set xattr on", shown.to_path_buf()))?;
     }
     Ok(())
 }

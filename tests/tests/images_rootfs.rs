@@ -246,3 +246,49 @@ fn oci_archive_and_docker_save_tars_load() {
     assert!(e.contains("cfg.json"), "{e}");
     assert!(w.temps().is_empty());
 }
+
+#[test]
+fn xattrs_are_kept_and_overlay_xattrs_from_a_layer_are_dropped() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let w = World::new("rxa");
+    let path = w.dir.join("xa");
+    let mut l = Layout::new(&path);
+    l.layer(&[dir("d/"), file("d/keep", b"k")], Compression::Gzip);
+    // A layer claiming d/ is opaque through a raw overlay xattr would hide d/keep: dropped.
+    l.layer(
+        &[
+            dir("d/").xattr("trusted.overlay.opaque", b"y"),
+            file("f", b"f").xattr("user.berth", b"kept"),
+        ],
+        Compression::Gzip,
+    );
+    l.finish("v1");
+    w.ok(&["image", "load", path.to_str().unwrap(), "--name", "xa:v1"]);
+    for mode in ["overlay", "copy"] {
+        let root = PathBuf::from(
+            w.ok(&["image", "rootfs", "create", "xa:v1", mode, "--mode", mode])
+                .stdout
+                .trim(),
+        );
+        assert!(
+            root.join("d/keep").is_file(),
+            "{mode}: a layer's trusted.overlay.* is not applied"
+        );
+        let mut buf = [0u8; 16];
+        let p = std::ffi::CString::new(root.join("f").to_str().unwrap()).unwrap();
+        // SAFETY: p is a valid C string, the name is NUL-terminated, buf is writable for its length.
+        let n = unsafe {
+            libc::lgetxattr(
+                p.as_ptr(),
+                c"user.berth".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        assert_eq!(n, 4, "{mode}: user.berth kept");
+        assert_eq!(&buf[..4], b"kept");
+    }
+    w.ok(&["image", "rootfs", "rm", "overlay", "copy"]);
+}

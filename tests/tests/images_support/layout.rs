@@ -30,6 +30,29 @@ pub struct Entry {
     pub data: Vec<u8>,
     /// Mode.
     pub mode: u32,
+    /// Extended attributes, written as PAX `SCHILY.xattr.*` records.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl Entry {
+    /// The same entry with an extended attribute.
+    pub fn xattr(mut self, name: &str, value: &[u8]) -> Self {
+        self.xattrs.push((name.to_string(), value.to_vec()));
+        self
+    }
+}
+
+/// One PAX record: "LEN key=value\n", LEN counting the whole record.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut r = format!("{len} {key}=").into_bytes();
+    r.extend_from_slice(value);
+    r.push(b'\n');
+    r
 }
 
 /// A regular file.
@@ -40,6 +63,7 @@ pub fn file(path: &str, data: &[u8]) -> Entry {
         link: String::new(),
         data: data.to_vec(),
         mode: 0o644,
+        xattrs: Vec::new(),
     }
 }
 /// A directory.
@@ -50,6 +74,7 @@ pub fn dir(path: &str) -> Entry {
         link: String::new(),
         data: Vec::new(),
         mode: 0o755,
+        xattrs: Vec::new(),
     }
 }
 /// A symlink.
@@ -60,6 +85,7 @@ pub fn symlink(path: &str, target: &str) -> Entry {
         link: target.into(),
         data: Vec::new(),
         mode: 0o777,
+        xattrs: Vec::new(),
     }
 }
 /// A hardlink.
@@ -70,6 +96,7 @@ pub fn hardlink(path: &str, target: &str) -> Entry {
         link: target.into(),
         data: Vec::new(),
         mode: 0o644,
+        xattrs: Vec::new(),
     }
 }
 /// A character device.
@@ -80,6 +107,7 @@ pub fn chardev(path: &str) -> Entry {
         link: String::new(),
         data: Vec::new(),
         mode: 0o666,
+        xattrs: Vec::new(),
     }
 }
 
@@ -87,6 +115,23 @@ pub fn chardev(path: &str) -> Entry {
 pub fn tar_of(entries: &[Entry]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
+        if !e.xattrs.is_empty() {
+            let data: Vec<u8> = e
+                .xattrs
+                .iter()
+                .flat_map(|(k, v)| pax_record(&format!("SCHILY.xattr.{k}"), v))
+                .collect();
+            let mut h = tar::Header::new_ustar();
+            h.set_path("PaxHeaders/x").unwrap();
+            h.set_entry_type(tar::EntryType::XHeader);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append(&h, &data[..]).unwrap();
+        }
         let mut h = tar::Header::new_ustar();
         {
             let u = h.as_ustar_mut().unwrap();
