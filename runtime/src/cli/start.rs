@@ -28,31 +28,41 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<(), RuntimeError> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(dir.fifo())
         .map_err(|e| RuntimeError::io("open", dir.fifo(), e))?;
-    let started = Instant::now();
+    // Wait on the fifo and on init itself (a pidfd): a fifo that no writer has opened yet
+    // gives no poll event, so the wake-up comes when init writes its byte, or when it dies.
+    let pidfd = crate::sys::pidfd_open(record.pid)
+        .map_err(|e| RuntimeError::io("pidfd_open", format!("/proc/{}", record.pid), e))?;
+    let deadline = Instant::now() + FIFO_TIMEOUT;
     let mut byte = [0u8; 1];
     loop {
-        match fifo.read(&mut byte) {
-            Ok(1) => break,
-            Ok(_) | Err(_) => {
-                if !crate::container::state::is_alive(&record) {
-                    return Err(RuntimeError::WrongStatus {
-                        id: id.into(),
-                        status: "stopped",
-                        what: "init exited before start",
-                    });
-                }
-                if started.elapsed() > FIFO_TIMEOUT {
-                    return Err(RuntimeError::Timeout {
-                        what: format!("container {id:?} init to open the exec fifo"),
-                    });
-                }
-                let mut pfd = [nix::poll::PollFd::new(
-                    std::os::fd::AsFd::as_fd(&fifo),
-                    nix::poll::PollFlags::POLLIN,
-                )];
-                let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10u8));
-            }
+        if let Ok(1) = fifo.read(&mut byte) {
+            break;
         }
+        if !crate::container::state::is_alive(&record) {
+            return Err(RuntimeError::WrongStatus {
+                id: id.into(),
+                status: "stopped",
+                what: "init exited before start",
+            });
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(RuntimeError::Timeout {
+                what: format!("container {id:?} init to open the exec fifo"),
+            });
+        }
+        let mut fds = [
+            nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&fifo),
+                nix::poll::PollFlags::POLLIN,
+            ),
+            nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&pidfd),
+                nix::poll::PollFlags::POLLIN,
+            ),
+        ];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
     }
     std::fs::remove_file(dir.fifo()).map_err(|e| RuntimeError::io("remove", dir.fifo(), e))?;
     record.started = true;
