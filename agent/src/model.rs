@@ -169,6 +169,9 @@ pub struct ContainerRecord {
     /// SIGKILL was sent.
     #[serde(default)]
     pub is_kill_sent: bool,
+    /// Created in the runtime at (epoch seconds): its dependencies' startTimeout counts from here.
+    #[serde(default)]
+    pub created_at: Option<f64>,
     /// Deleted from the runtime and its rootfs removed.
     #[serde(default)]
     pub is_removed: bool,
@@ -189,6 +192,7 @@ impl ContainerRecord {
             pid: None,
             stop_signalled_at: None,
             is_kill_sent: false,
+            created_at: None,
             is_removed: false,
         }
     }

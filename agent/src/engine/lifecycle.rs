@@ -74,7 +74,7 @@ fn dependency(dep: &ContainerRecord, condition: Condition) -> DepState {
 /// The next action for `t` at time `now` (epoch seconds), or `None` to wait for an event.
 pub fn next_action(t: &TaskRecord, now: f64) -> Option<Action> {
     match t.desired {
-        DesiredStatus::Running => toward_running(t),
+        DesiredStatus::Running => toward_running(t, now),
         DesiredStatus::Stopped => toward_stopped(t, now),
     }
 }
@@ -90,11 +90,11 @@ fn essential_exit(t: &TaskRecord) -> Option<Action> {
     })
 }
 
-fn toward_running(t: &TaskRecord) -> Option<Action> {
+fn toward_running(t: &TaskRecord, now: f64) -> Option<Action> {
     match t.last_status {
         TaskStatus::Provisioning if t.eni.is_none() => Some(Action::AttachNetwork),
         TaskStatus::Provisioning => Some(Action::Advance(TaskStatus::Pending)),
-        TaskStatus::Pending => essential_exit(t).or_else(|| start_containers(t)),
+        TaskStatus::Pending => essential_exit(t).or_else(|| start_containers(t, now)),
         TaskStatus::Activating => essential_exit(t).or(Some(Action::Advance(TaskStatus::Running))),
         TaskStatus::Running => essential_exit(t),
         // desired RUNNING past RUNNING cannot happen: StopTask is final. Wait.
@@ -104,7 +104,7 @@ fn toward_running(t: &TaskRecord) -> Option<Action> {
 
 /// PENDING: pull every image, create every container, start each once its dependencies are
 /// met; ACTIVATING once none is left to start.
-fn start_containers(t: &TaskRecord) -> Option<Action> {
+fn start_containers(t: &TaskRecord, now: f64) -> Option<Action> {
     let cs = &t.containers;
     if let Some(i) = cs.iter().position(|c| c.status == ContainerStatus::None) {
         return Some(Action::Pull(i));
@@ -134,6 +134,16 @@ fn start_containers(t: &TaskRecord) -> Option<Action> {
         if states.iter().all(|(_, s)| *s == DepState::Met) {
             return Some(Action::Start(i));
         }
+        if let Some((dep, limit)) = expired_dependency(c, cs, now) {
+            return Some(Action::StopTask {
+                code: StopCode::TaskFailedToStart,
+                reason: format!(
+                    "Container {} cannot start: its dependency {} did not reach its condition \
+                     within its startTimeout ({limit} s)",
+                    c.spec.name, cs[dep].spec.name
+                ),
+            });
+        }
     }
     let settled = cs.iter().all(|c| {
         matches!(
@@ -142,6 +152,22 @@ fn start_containers(t: &TaskRecord) -> Option<Action> {
         )
     });
     settled.then_some(Action::Advance(TaskStatus::Activating))
+}
+
+/// A dependency of `c` still waiting past its `startTimeout` (counted from `c`'s creation):
+/// its index and the limit in seconds.
+fn expired_dependency(
+    c: &ContainerRecord,
+    cs: &[ContainerRecord],
+    now: f64,
+) -> Option<(usize, u64)> {
+    let created = c.created_at?;
+    c.spec.depends_on.iter().find_map(|d| {
+        let dep = &cs[d.container];
+        let limit = dep.spec.start_timeout?;
+        let waiting = dependency(dep, d.condition) == DepState::Waiting;
+        (waiting && now >= created + limit.as_secs_f64()).then_some((d.container, limit.as_secs()))
+    })
 }
 
 fn toward_stopped(t: &TaskRecord, now: f64) -> Option<Action> {
@@ -214,6 +240,20 @@ fn deprovision(t: &TaskRecord) -> Option<Action> {
 
 /// When the supervisor must wake without an event: the earliest SIGKILL deadline.
 pub fn next_deadline(t: &TaskRecord) -> Option<f64> {
+    if t.last_status == TaskStatus::Pending && t.desired == DesiredStatus::Running {
+        // The earliest startTimeout of a dependency someone is waiting for.
+        return t
+            .containers
+            .iter()
+            .filter(|c| c.status == ContainerStatus::Created)
+            .flat_map(|c| {
+                c.spec.depends_on.iter().filter_map(move |d| {
+                    let limit = t.containers[d.container].spec.start_timeout?;
+                    Some(c.created_at? + limit.as_secs_f64())
+                })
+            })
+            .min_by(f64::total_cmp);
+    }
     if t.last_status != TaskStatus::Stopping {
         return None;
     }

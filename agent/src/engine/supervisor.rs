@@ -403,7 +403,10 @@ impl Supervisor {
         self.task.containers[i].runtime_id = Some(id.clone());
         self.record();
         match self.create_container(i, &id).await {
-            Ok(()) => self.task.containers[i].status = ContainerStatus::Created,
+            Ok(()) => {
+                self.task.containers[i].status = ContainerStatus::Created;
+                self.task.containers[i].created_at = Some(now_epoch());
+            }
             Err(e) => {
                 let reason = format!("CannotCreateContainerError: {e}");
                 self.task.containers[i].reason = Some(reason.clone());

@@ -232,3 +232,21 @@ fn a_full_walk_visits_every_status_in_order() {
     assert_eq!(seen, TaskStatus::ALL.to_vec());
     assert_eq!(t.stop_code, Some(StopCode::EssentialContainerExited));
 }
+
+#[test]
+fn start_timeout_bounds_the_wait_for_a_dependency() {
+    let mut web = c("web", true, &[(1, Condition::Complete)], Created);
+    web.created_at = Some(100.0);
+    let mut init = c("init", false, &[], Run);
+    init.spec.start_timeout = Some(Duration::from_secs(10));
+    let t = task(Pending, WantRun, vec![web, init]);
+    assert_eq!(next_action(&t, 105.0), None, "still waiting");
+    assert_eq!(next_deadline(&t), Some(110.0));
+    assert_eq!(
+        next_action(&t, 110.0),
+        Some(Action::StopTask {
+            code: StopCode::TaskFailedToStart,
+            reason: "Container web cannot start: its dependency init did not reach its condition within its startTimeout (10 s)".into(),
+        })
+    );
+}
