@@ -128,6 +128,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The runtime directory (ENI records).
     pub run_dir: PathBuf,
+    /// Whether `run_dir` was set rather than defaulted.
+    pub is_run_dir_explicit: bool,
+    /// Whether `netns_dir` was set rather than defaulted.
+    pub is_netns_dir_explicit: bool,
     /// The netns directory.
     pub netns_dir: PathBuf,
     /// The nft table name (family inet).
@@ -239,9 +243,12 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
         let groups = validate_seed_groups(&file.security_groups)?;
-        Ok(Config {
+        let state_dir = file.state_dir.clone();
+        let mut cfg = Config {
             socket: file.socket.unwrap_or_else(|| DEFAULT_SOCKET.into()),
-            state_dir: file.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            state_dir: DEFAULT_STATE_DIR.into(),
+            is_run_dir_explicit: file.run_dir.is_some(),
+            is_netns_dir_explicit: file.netns_dir.is_some(),
             run_dir: file.run_dir.unwrap_or_else(|| DEFAULT_RUN_DIR.into()),
             netns_dir: file.netns_dir.unwrap_or_else(|| DEFAULT_NETNS_DIR.into()),
             table,
@@ -253,7 +260,25 @@ impl Config {
             dns_search: file.dns_search.unwrap_or_default(),
             host_services,
             groups,
-        })
+        };
+        if let Some(dir) = state_dir {
+            cfg.use_state_dir(dir);
+        }
+        Ok(cfg)
+    }
+
+    /// Use `dir` as the state directory. A second instance must not share the default
+    /// runtime or netns directory (each netd removes records and namespaces it does not know),
+    /// so unless those were set explicitly they move under `dir` as `run/` and `netns/`:
+    /// `--socket` and `--state-dir` are all a side-by-side instance needs.
+    pub fn use_state_dir(&mut self, dir: PathBuf) {
+        if !self.is_run_dir_explicit {
+            self.run_dir = dir.join("run");
+        }
+        if !self.is_netns_dir_explicit {
+            self.netns_dir = dir.join("netns");
+        }
+        self.state_dir = dir;
     }
 
     /// The subnet named `name`.
@@ -437,6 +462,22 @@ mod tests {
         assert_eq!(c.groups.len(), 1);
         assert_eq!(c.groups[0].id.as_str(), "default"); // appended when the file has none
         assert_eq!(c.table, "berth");
+    }
+
+    #[test]
+    fn a_second_instance_needs_only_its_own_state_dir() {
+        let mut c = parse("").unwrap();
+        assert_eq!(c.run_dir, PathBuf::from("/run/berth/netd"));
+        c.use_state_dir("/tmp/x".into());
+        assert_eq!(
+            (c.run_dir.as_path(), c.netns_dir.as_path()),
+            (Path::new("/tmp/x/run"), Path::new("/tmp/x/netns"))
+        );
+        let c = parse("state_dir = '/s'\nnetns_dir = '/n'").unwrap();
+        assert_eq!(
+            (c.run_dir.as_path(), c.netns_dir.as_path()),
+            (Path::new("/s/run"), Path::new("/n"))
+        );
     }
 
     #[test]

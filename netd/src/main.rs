@@ -52,7 +52,7 @@ fn run(cli: Cli) -> Result<(), NetdError> {
         cfg.socket = s;
     }
     if let Some(s) = cli.state_dir {
-        cfg.state_dir = s;
+        cfg.use_state_dir(s);
     }
     if let Some(s) = cli.run_dir {
         cfg.run_dir = s;
