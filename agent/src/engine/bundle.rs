@@ -72,6 +72,51 @@ pub struct BundleInput<'a> {
 /// The files [`write`] puts next to config.json and mounts over the image's.
 const ETC_FILES: [(&str, &str); 2] = [("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")];
 
+/// Docker's defaults without NET_RAW, then the definition's drop (`ALL` empties it) and add.
+pub fn capabilities(spec: &ContainerSpec) -> Vec<String> {
+    let mut caps: Vec<String> = if spec.cap_drop.iter().any(|c| c == "ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .filter(|c| !spec.cap_drop.contains(c))
+            .collect()
+    };
+    for c in &spec.cap_add {
+        if !caps.contains(c) {
+            caps.push(c.clone());
+        }
+    }
+    caps
+}
+
+/// `ulimits` as OCI rlimits; `nofile` defaults to Fargate's 1024/4096.
+fn rlimits(spec: &ContainerSpec) -> Value {
+    let mut list: Vec<Value> = spec
+        .ulimits
+        .iter()
+        .map(|(name, soft, hard)| {
+            json!({"type": format!("RLIMIT_{}", name.to_ascii_uppercase()), "soft": soft, "hard": hard})
+        })
+        .collect();
+    if !spec.ulimits.iter().any(|(n, _, _)| n == "nofile") {
+        list.push(json!({"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}));
+    }
+    Value::Array(list)
+}
+
+/// Sysctls: the definition's, plus `ping_group_range` so ping works without NET_RAW (set in the
+/// task's netns, which the containers share).
+fn sysctls(spec: &ContainerSpec) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
+    for (k, v) in &spec.sysctls {
+        m.insert(k.clone(), json!(v));
+    }
+    Value::Object(m)
+}
+
 /// CFS period for the task's cpu quota.
 const CFS_PERIOD_US: u64 = 100_000;
 
@@ -108,9 +153,10 @@ pub fn config(dir: &Path, input: &BundleInput<'_>) -> Value {
     let mut process = input.rootfs.process.clone();
     process["terminal"] = json!(false);
     process["noNewPrivileges"] = json!(true);
-    process["capabilities"] = json!({
-        "bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS,
-    });
+    let caps = capabilities(input.spec);
+    process["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+    process["rlimits"] = rlimits(input.spec);
+
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -144,6 +190,7 @@ pub fn config(dir: &Path, input: &BundleInput<'_>) -> Value {
             "namespaces": namespaces,
             "cgroupsPath": format!("/berth/{}", input.id),
             "resources": resources,
+            "sysctl": sysctls(input.spec),
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY,
         },
@@ -222,5 +269,32 @@ mod tests {
         let caps = c["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.contains(&json!("CAP_NET_RAW")));
         assert!(caps.contains(&json!("CAP_CHOWN")));
+        assert_eq!(
+            c["process"]["rlimits"],
+            json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}])
+        );
+        assert_eq!(
+            c["linux"]["sysctl"]["net.ipv4.ping_group_range"],
+            "0 2147483647"
+        );
+        let tuned = ContainerSpec {
+            cap_add: vec!["CAP_SYS_PTRACE".into()],
+            cap_drop: vec!["CAP_CHOWN".into()],
+            ulimits: vec![("nofile".into(), 65536, 65536)],
+            ..spec.clone()
+        };
+        let caps = capabilities(&tuned);
+        assert!(
+            caps.contains(&"CAP_SYS_PTRACE".to_owned()) && !caps.contains(&"CAP_CHOWN".to_owned())
+        );
+        let none = ContainerSpec {
+            cap_drop: vec!["ALL".into()],
+            ..spec.clone()
+        };
+        assert!(capabilities(&none).is_empty());
+        assert_eq!(
+            rlimits(&tuned),
+            json!([{"type": "RLIMIT_NOFILE", "soft": 65536, "hard": 65536}])
+        );
     }
 }

@@ -591,7 +591,44 @@ pub(super) fn container_spec(
         memory_mib: c.memory,
         cpu_units: c.cpu,
         health_check: c.health_check.as_ref().map(health_check_spec),
+        sysctls: c
+            .system_controls
+            .iter()
+            .filter_map(|s| Some((s.namespace.clone()?, s.value.clone().unwrap_or_default())))
+            .collect(),
+        ulimits: c
+            .ulimits
+            .iter()
+            .map(|u| (u.name.clone(), u.soft_limit, u.hard_limit))
+            .collect(),
+        cap_add: caps(c, |k| &k.add),
+        cap_drop: caps(c, |k| &k.drop),
     })
+}
+
+/// linuxParameters.capabilities.add/drop as `CAP_` names.
+fn caps(
+    c: &ContainerDefinition,
+    list: fn(&super::wire::KernelCapabilities) -> &Vec<String>,
+) -> Vec<String> {
+    let Some(k) = c
+        .linux_parameters
+        .as_ref()
+        .and_then(|l| l.capabilities.as_ref())
+    else {
+        return Vec::new();
+    };
+    list(k)
+        .iter()
+        .map(|n| {
+            let bare = n.strip_prefix("CAP_").unwrap_or(n);
+            if bare == "ALL" {
+                bare.to_owned()
+            } else {
+                format!("CAP_{bare}")
+            }
+        })
+        .collect()
 }
 
 fn health_check_spec(h: &super::wire::HealthCheck) -> super::HealthCheckSpec {

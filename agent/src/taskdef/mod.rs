@@ -149,6 +149,18 @@ pub struct ContainerSpec {
     /// The health check, with ECS's defaults filled in.
     #[serde(default)]
     pub health_check: Option<HealthCheckSpec>,
+    /// Namespaced sysctls (`systemControls`).
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
+    /// rlimits: (ECS name, soft, hard).
+    #[serde(default)]
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// Capabilities added to the default set (`CAP_` names).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped from it (`ALL` drops every one).
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
 }
 
 /// A container health check (ECS defaults: interval 30 s, timeout 5 s, retries 3, no start

@@ -36,6 +36,10 @@ fn c(
             memory_mib: None,
             cpu_units: None,
             health_check: None,
+            sysctls: vec![],
+            ulimits: vec![],
+            cap_add: vec![],
+            cap_drop: vec![],
         },
         format!("uuid-{name}"),
     );
