@@ -68,7 +68,14 @@ impl Store {
                     keep_owners: false,
                     ..self.options().unpack.clone()
                 };
-                unpack_layer(f, &tmp, &path.display().to_string(), &opts)
+                unpack_layer(f, &tmp, &path.display().to_string(), &opts).map_err(|e| match e {
+                    ImageError::Unpack { .. } => ImageError::Load {
+                        path: path.to_path_buf(),
+                        reason: "not a tar archive: want an OCI layout directory, an oci-archive or a docker-save tar"
+                            .to_string(),
+                    },
+                    other => other,
+                })
             })
             .and_then(|_| self.load_dir(&tmp, path, name));
         let _ = fs::remove_dir_all(&tmp);

@@ -243,7 +243,10 @@ fn oci_archive_and_docker_save_tars_load() {
     ]);
     assert!(e.contains("nothing-here"), "{e}");
     let e = w.fails(&["image", "load", save.join("cfg.json").to_str().unwrap()]);
-    assert!(e.contains("cfg.json"), "{e}");
+    assert!(
+        e.contains("cfg.json") && e.contains("not a tar archive"),
+        "{e}"
+    );
     assert!(w.temps().is_empty());
 }
 

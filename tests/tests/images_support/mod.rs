@@ -74,6 +74,7 @@ impl World {
             "one error line: {}",
             out.stderr
         );
+        eprintln!("berth {} -> {}", args.join(" "), out.stderr.trim());
         out.stderr
     }
 
