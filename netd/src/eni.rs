@@ -332,6 +332,33 @@ impl Engine {
     }
 }
 
+/// The link that carries every subnet's gateway address on the host: `lo`, which every
+/// namespace has (a dummy link would need the `dummy` module, absent on some kernels). The
+/// host answers ARP for a local address arriving on any interface (`arp_ignore` 0, the
+/// default), so tasks find their gateway through their veth.
+pub const GATEWAY_LINK: &str = "lo";
+
+/// Put every gateway (/32) on [`GATEWAY_LINK`]. Idempotent.
+pub(crate) fn ensure_gateways(host: &mut Rtnl, gateways: &[Ipv4Addr]) -> Result<(), NetdError> {
+    let err =
+        |op: &'static str, object: String| move |source| NetdError::Netlink { op, object, source };
+    let index = host
+        .link_index(GATEWAY_LINK)
+        .map_err(err("look up", GATEWAY_LINK.to_owned()))?
+        .ok_or_else(|| NetdError::Netlink {
+            op: "look up",
+            object: GATEWAY_LINK.to_owned(),
+            source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32),
+        })?;
+    host.set_up(index)
+        .map_err(err("bring up", GATEWAY_LINK.to_owned()))?;
+    for gw in gateways {
+        host.add_address(index, *gw, 32, true)
+            .map_err(err("add address", format!("{gw}/32 on {GATEWAY_LINK}")))?;
+    }
+    Ok(())
+}
+
 /// Delete a host link by name; already gone is success.
 pub(crate) fn delete_link_by_name(host: &mut Rtnl, name: &str) -> Result<(), NetdError> {
     let err = |op: &'static str| {
@@ -367,14 +394,15 @@ pub(crate) fn configure_task_side(
         .map_err(err("bring up", "eth0 in task netns".into()))?;
     ns.add_address(eth0, ip, prefix_len, false)
         .map_err(err("add address", format!("{ip}/{prefix_len} on eth0")))?;
-    ns.replace_route(gateway, 32, None, eth0)
+    ns.replace_route(gateway, 32, None, eth0, None)
         .map_err(err("add route", format!("{gateway}/32 dev eth0")))?;
-    ns.replace_route(Ipv4Addr::UNSPECIFIED, 0, Some(gateway), eth0)
+    ns.replace_route(Ipv4Addr::UNSPECIFIED, 0, Some(gateway), eth0, None)
         .map_err(err("add route", format!("default via {gateway}")))
 }
 
-/// On the host: the gateway address (/32) on the veth, so the host answers ARP for it, and
-/// a /32 route to the task. Idempotent.
+/// On the host: a /32 route to the task, sourced from its gateway. The gateway address
+/// itself sits once on `lo` (see [`GATEWAY_LINK`]), not on every veth,
+/// so the kernel's local route for it does not grow an alias per ENI. Idempotent.
 pub(crate) fn configure_host_side(
     host: &mut Rtnl,
     name: &str,
@@ -391,9 +419,7 @@ pub(crate) fn configure_host_side(
             object: name.to_owned(),
             source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32),
         })?;
-    host.add_address(index, gateway, 32, true)
-        .map_err(err("add address", format!("{gateway}/32 on {name}")))?;
-    host.replace_route(ip, 32, None, index)
+    host.replace_route(ip, 32, None, index, Some(gateway))
         .map_err(err("add route", format!("{ip}/32 dev {name}")))
 }
 

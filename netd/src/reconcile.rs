@@ -62,6 +62,8 @@ impl Engine {
             in_process = engine.nft_lib.borrow().is_some(),
             "nftables backend"
         );
+        let gateways: Vec<_> = engine.cfg.subnets.iter().map(|s| s.gateway()).collect();
+        crate::eni::ensure_gateways(&mut engine.host, &gateways)?;
         engine.load_groups()?;
         let report = engine.load_enis()?;
         engine.rebuild_table()?;

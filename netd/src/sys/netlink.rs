@@ -202,13 +202,14 @@ impl Rtnl {
     }
 
     /// Add or replace the route `destination/prefix_len` out of link `oif`, through
-    /// `gateway` when given (else a link-scope route).
+    /// `gateway` when given (else a link-scope route), with source `prefsrc` when given.
     pub fn replace_route(
         &mut self,
         destination: Ipv4Addr,
         prefix_len: u8,
         gateway: Option<Ipv4Addr>,
         oif: u32,
+        prefsrc: Option<Ipv4Addr>,
     ) -> io::Result<()> {
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Inet;
@@ -228,6 +229,10 @@ impl Rtnl {
         if let Some(gw) = gateway {
             msg.attributes
                 .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+        }
+        if let Some(src) = prefsrc {
+            msg.attributes
+                .push(RouteAttribute::PrefSource(RouteAddress::Inet(src)));
         }
         msg.attributes.push(RouteAttribute::Oif(oif));
         self.request(
