@@ -54,3 +54,27 @@ build_probe() {
   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p berth-probe \
     --target x86_64-unknown-linux-gnu --target-dir target/probe "$@"
 }
+
+# qemu for the cgroup-v2 guest tests (issue 8, tests/vm). On bookworm it must come from
+# bookworm-backports (bookworm's qemu-system conflicts with the backports qemu-utils such hosts
+# carry); the backports source is added when the host has none. Later releases take their own.
+install_qemu() {
+  apt_install kmod xz-utils
+  command -v qemu-system-x86_64 >/dev/null 2>&1 && return 0
+  local codename
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  if [ "$codename" != bookworm ]; then
+    apt_install qemu-system-x86
+    return
+  fi
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    say "adding the bookworm-backports apt source (for qemu-system-x86)"
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
+      'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+      >/etc/apt/sources.list.d/berth-backports.sources
+  fi
+  say "installing qemu-system-x86 from bookworm-backports"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports qemu-system-x86 >/dev/null
+}
