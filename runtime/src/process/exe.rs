@@ -29,11 +29,27 @@ pub fn reexec_from_sealed_copy() -> io::Result<()> {
     .map_err(io::Error::from)?;
     let mut src = std::fs::File::open("/proc/self/exe")?;
     let mut dst = std::fs::File::from(mem);
-    io::copy(&mut src, &mut dst)?;
+    // Plain read/write, not sendfile: splice keeps page references for a moment, and
+    // F_SEAL_WRITE refuses (EBUSY) while a page of the memfd is pinned.
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = io::Read::read(&mut src, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        io::Write::write_all(&mut dst, &buf[..n])?;
+    }
+    drop(buf);
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    let mut tries = 0;
     // SAFETY: F_ADD_SEALS on a memfd we own; integer argument.
-    if unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(io::Error::last_os_error());
+    while unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        let e = io::Error::last_os_error();
+        tries += 1;
+        if e.raw_os_error() != Some(libc::EBUSY) || tries > 50 {
+            return Err(e);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_encoded_bytes()).map_err(io::Error::other))
