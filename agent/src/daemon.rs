@@ -201,6 +201,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     .with_timeout(Duration::from_secs(30)),
             ),
         }),
+        cgroups: Arc::new(crate::engine::security::TaskCgroupsLib),
         tasks_dir: config.root.join("tasks"),
     };
     let shutdown = CancellationToken::new();

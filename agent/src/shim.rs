@@ -68,11 +68,20 @@ pub fn oom_kills(text: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether the container `id` (cgroupsPath `/berth/<id>`) was OOM-killed.
-fn was_oom_killed(id: &str) -> bool {
+/// Whether the container of `bundle` (its config.json's `linux.cgroupsPath`, e.g.
+/// `/berth/<task>/<container>`) was OOM-killed.
+fn was_oom_killed(bundle: &Path) -> bool {
+    let Some(cg) = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    let cg = cg.trim_start_matches('/');
     [
-        format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"),
-        format!("/sys/fs/cgroup/berth/{id}/memory.events"),
+        format!("/sys/fs/cgroup/memory/{cg}/memory.oom_control"),
+        format!("/sys/fs/cgroup/{cg}/memory.events"),
     ]
     .iter()
     .filter_map(|f| std::fs::read_to_string(f).ok())
@@ -171,7 +180,7 @@ pub fn run(a: &ShimArgs) -> ExitCode {
     };
     say(&format!("ok {init}"));
     let code = wait_for(Pid::from_raw(init));
-    let is_oom = code == Some(137) && was_oom_killed(&a.id);
+    let is_oom = code == Some(137) && was_oom_killed(&a.bundle);
     if write_exit(&a.bundle, init, code, is_oom).is_err() {
         return ExitCode::FAILURE;
     }

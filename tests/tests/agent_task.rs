@@ -9,80 +9,13 @@
 // Test code: a failed setup step panics, which is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_tests::{bin_path, require_root, unique, wait_until, Cleanup};
+mod agent_support;
+
+use agent_support::{berth, describe, runtime_ids};
+use berth_tests::{require_root, wait_until, Cleanup};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
-
-/// A daemon run inside the throwaway host netns; SIGTERM then SIGKILL on drop.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let stopped = (0..50).any(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            matches!(self.0.try_wait(), Ok(Some(_)))
-        });
-        if !stopped {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn in_netns(netns: &str, program: &Path, args: &[&str], log: &Path) -> Daemon {
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{netns}"))
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn nsenter");
-    Daemon(child)
-}
-
-fn berth(socket: &Path, root: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin_path("berth"))
-        .arg("--root")
-        .arg(root)
-        .arg("--agent-socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run berth");
-    assert!(
-        out.status.success(),
-        "berth {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn describe(socket: &Path, root: &Path, task: &str) -> Value {
-    serde_json::from_str(&berth(socket, root, &["describe", task, "-o", "json"])).unwrap()
-}
-
-/// The container ids berth-runtime knows under `root`.
-fn runtime_ids(root: &Path) -> Vec<String> {
-    let out = Command::new(bin_path("berth-runtime"))
-        .arg("--root")
-        .arg(root)
-        .args(["list", "-f", "json"])
-        .output()
-        .expect("run berth-runtime list");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["id"].as_str().map(str::to_owned))
-        .collect()
-}
 
 fn task_def(image: &str) -> Value {
     json!({"family": "bt-web", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
@@ -100,106 +33,10 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     if !require_root() {
         return;
     }
-    let name = unique("at");
-    let dir = berth_tests::env::test_dir(&name);
     let mut guard = Cleanup::new();
-    let d = dir.clone();
-    guard.defer(format!("remove {}", dir.display()), move || {
-        std::fs::remove_dir_all(&d).map_err(|e| e.to_string())
-    });
-    let netns = unique("ah");
-    let out = Command::new("ip")
-        .args(["netns", "add", &netns])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ip netns add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ns = netns.clone();
-    guard.defer(format!("netns {netns}"), move || {
-        berth_tests::guard::run_quiet(Command::new("ip").args(["netns", "del", &ns]), |e| {
-            e.contains("No such file")
-        })
-    });
-    let root = dir.join("root");
-    let runtime_root = dir.join("runtime");
-    let rr = runtime_root.clone();
-    // Containers the agent could not remove (a failed run): force-delete them.
-    guard.defer("runtime containers", move || {
-        for id in runtime_ids(&rr) {
-            let _ = Command::new(bin_path("berth-runtime"))
-                .arg("--root")
-                .arg(&rr)
-                .args(["delete", "--force", &id])
-                .output();
-        }
-        Ok(())
-    });
-
-    let image = berth_tests::clients::busybox_image(&dir);
-    berth(
-        Path::new("/nonexistent"),
-        &root,
-        &["image", "load", image.archive.to_str().unwrap()],
-    );
-
-    std::fs::write(
-        dir.join("netd.toml"),
-        format!(
-            "netns_dir = \"{}\"\ntable = \"{name}\"\nvpc_cidr = \"10.233.0.0/16\"\n\
-             [[subnets]]\nname = \"private\"\ncidr = \"10.233.1.0/24\"\n",
-            dir.join("netns").display()
-        ),
-    )
-    .unwrap();
-    let netd_sock = dir.join("netd.sock");
-    let agent_sock = dir.join("agent.sock");
-    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
-    let _netd = in_netns(
-        &netns,
-        &bin_path("berth-netd"),
-        &[
-            "--config",
-            &s(&dir.join("netd.toml")),
-            "--socket",
-            &s(&netd_sock),
-            "--state-dir",
-            &s(&dir.join("netd")),
-        ],
-        &dir.join("netd.log"),
-    );
-    let runtime = bin_path("berth-runtime");
-    let agent_args: Vec<String> = vec![
-        "--root".into(),
-        s(&root),
-        "--socket".into(),
-        s(&agent_sock),
-        "--netd-socket".into(),
-        s(&netd_sock),
-        "--runtime".into(),
-        runtime.to_str().unwrap().into(),
-        "--runtime-root".into(),
-        s(&runtime_root),
-    ];
-    let agent_argv: Vec<&str> = agent_args.iter().map(String::as_str).collect();
-    let mut agent = in_netns(
-        &netns,
-        &bin_path("berth-agent"),
-        &agent_argv,
-        &dir.join("agent.log"),
-    );
-    wait_until(
-        Duration::from_secs(20),
-        "the netd and agent sockets",
-        || {
-            (std::os::unix::net::UnixStream::connect(&netd_sock).is_ok()
-                && std::os::unix::net::UnixStream::connect(&agent_sock).is_ok())
-            .then_some(())
-        },
-    );
-
+    let mut env = agent_support::start(&mut guard, "at", "10.233.1.0/24");
+    let (dir, root, runtime_root) = (env.dir.clone(), env.root.clone(), env.runtime_root.clone());
+    let (agent_sock, image) = (env.agent_sock.clone(), env.image.clone());
     std::fs::write(dir.join("td.json"), task_def(&image.name).to_string()).unwrap();
     berth(
         &agent_sock,
@@ -229,11 +66,10 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
         "ENI IP in attachments: {running}"
     );
     assert_eq!(running["containers"][0]["lastStatus"], "RUNNING");
-    // The task's size (512 MiB) caps a container that has no memory of its own.
-    let web_id = format!("berth-{task}-0");
+    // The task's size (512 MiB) is the hard limit of the task cgroup holding its containers.
     let limit_files = [
-        format!("/sys/fs/cgroup/memory/berth/{web_id}/memory.limit_in_bytes"),
-        format!("/sys/fs/cgroup/berth/{web_id}/memory.max"),
+        format!("/sys/fs/cgroup/memory/berth/{task}/memory.limit_in_bytes"),
+        format!("/sys/fs/cgroup/berth/{task}/memory.max"),
     ];
     let limit = limit_files
         .iter()
@@ -272,8 +108,8 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     // kill -9 the agent while the task runs: the containers keep running, and a new agent
     // adopts the task through the normal lifecycle without starting anything twice.
     let before_kill = describe(&agent_sock, &root, &task);
-    agent.0.kill().unwrap();
-    agent.0.wait().unwrap();
+    env.agent.0.kill().unwrap();
+    env.agent.0.wait().unwrap();
     let web_pid =
         std::fs::read_to_string(root.join("tasks").join(&task).join("web/init.pid")).unwrap();
     let web_pid: i32 = web_pid.trim().parse().unwrap();
@@ -281,12 +117,7 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
         Path::new(&format!("/proc/{web_pid}")).exists(),
         "web survives the agent"
     );
-    agent = in_netns(
-        &netns,
-        &bin_path("berth-agent"),
-        &agent_argv,
-        &dir.join("agent2.log"),
-    );
+    env.agent = env.spawn_agent("agent2.log");
     wait_until(
         Duration::from_secs(20),
         "the restarted agent's socket",
@@ -390,14 +221,14 @@ fn web_and_sidecar_share_localhost_and_stop_cleanly() {
     );
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         let parent = hierarchy.path().join("berth");
-        for c in 0..2 {
-            let leaf = parent.join(format!("berth-{task}-{c}"));
-            assert!(!leaf.exists(), "cgroup {} left", leaf.display());
+        for t in [&task, &job, &hog] {
+            let cg = parent.join(t);
+            assert!(!cg.exists(), "task cgroup {} left", cg.display());
         }
         assert!(
             !parent.join("berth").exists(),
             "no nested berth/berth cgroup"
         );
     }
-    drop(agent);
+    drop(env);
 }

@@ -5,6 +5,7 @@
 //! share localhost, and gets its own pid, ipc, uts and mount namespaces.
 
 use super::seams::{PreparedRootfs, SeamError};
+use super::security::{seccomp_profile, task_cgroup_path};
 use crate::taskdef::ContainerSpec;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -51,7 +52,7 @@ const READONLY: &[&str] = &[
 
 /// What one bundle is made of.
 pub struct BundleInput<'a> {
-    /// The runtime id (also the hostname-free cgroup leaf name).
+    /// The runtime id.
     pub id: &'a str,
     /// The container.
     pub spec: &'a ContainerSpec,
@@ -63,10 +64,9 @@ pub struct BundleInput<'a> {
     pub hosts: Option<&'a str>,
     /// The task's /etc/resolv.conf content.
     pub resolv_conf: Option<&'a str>,
-    /// The task's memory (MiB), the limit of containers without their own.
-    pub task_memory_mib: Option<u32>,
-    /// The task's cpu units, a CFS quota on each container.
-    pub task_cpu_units: Option<u32>,
+    /// The task id: the container's cgroup is `/berth/<task>/<container name>`, inside the
+    /// task cgroup that holds the task's cpu/memory limits.
+    pub task: &'a str,
 }
 
 /// The files [`write`] puts next to config.json and mounts over the image's.
@@ -117,32 +117,15 @@ fn sysctls(spec: &ContainerSpec) -> Value {
     Value::Object(m)
 }
 
-/// CFS period for the task's cpu quota.
-const CFS_PERIOD_US: u64 = 100_000;
-
-/// Limits: the container's own `memory` as its hard limit, else the task's memory (so no
-/// container of a sized task is unlimited); its `cpu` units as shares; the task's cpu units as a
-/// CFS quota (1024 units = one CPU). Until the task-level cgroup exists these are per container,
-/// so the task's containers together can use up to N times the task size.
+/// The container's own limits, inside the task cgroup (which holds the task's cpu and memory
+/// hard limits): its `memory` as a hard limit, its `cpu` units as shares.
 fn resources(input: &BundleInput<'_>) -> Value {
     let mut r = json!({});
-    let memory_mib = input
-        .spec
-        .memory_mib
-        .or(input.task_memory_mib.map(i64::from));
-    if let Some(mib) = memory_mib {
+    if let Some(mib) = input.spec.memory_mib.filter(|m| *m > 0) {
         r["memory"] = json!({"limit": mib.saturating_mul(1024 * 1024)});
     }
-    let mut cpu = json!({});
     if let Some(units) = input.spec.cpu_units.filter(|u| *u > 0) {
-        cpu["shares"] = json!(units.max(2));
-    }
-    if let Some(units) = input.task_cpu_units.filter(|u| *u > 0) {
-        cpu["quota"] = json!(u64::from(units) * CFS_PERIOD_US / 1024);
-        cpu["period"] = json!(CFS_PERIOD_US);
-    }
-    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
-        r["cpu"] = cpu;
+        r["cpu"] = json!({"shares": units.max(2)});
     }
     r
 }
@@ -188,11 +171,12 @@ pub fn config(dir: &Path, input: &BundleInput<'_>) -> Value {
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
-            "cgroupsPath": format!("/berth/{}", input.id),
+            "cgroupsPath": task_cgroup_path(input.task).join(&input.spec.name),
             "resources": resources,
             "sysctl": sysctls(input.spec),
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY,
+            "seccomp": seccomp_profile(&caps),
         },
     })
 }
@@ -245,8 +229,7 @@ mod tests {
             netns: Some("/run/berth/netns/x"),
             hosts: Some("127.0.0.1 localhost\n"),
             resolv_conf: None,
-            task_memory_mib: Some(512),
-            task_cpu_units: Some(256),
+            task: "t1",
         };
         let c = config(Path::new("/b"), &input);
         let mounts = c["mounts"].as_array().unwrap();
@@ -265,6 +248,9 @@ mod tests {
             json!(128 * 1024 * 1024)
         );
         assert_eq!(c["root"], json!({"path": "/r", "readonly": true}));
+        assert_eq!(c["linux"]["cgroupsPath"], "/berth/t1/web");
+        assert_eq!(c["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(c["linux"]["resources"].get("cpu"), None);
         assert_eq!(c["process"]["args"], json!(["sh"]));
         let caps = c["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.contains(&json!("CAP_NET_RAW")));

@@ -36,6 +36,8 @@ pub enum Call {
 #[derive(Default)]
 pub struct Fake {
     calls: Mutex<Vec<Call>>,
+    /// Task cgroup calls, kept apart from `calls`: `("create", task)` / `("remove", task)`.
+    pub cgroup_calls: Mutex<Vec<(&'static str, String)>>,
     exits: Mutex<HashMap<String, watch::Sender<Option<Exit>>>>,
     /// Image references whose pull never finishes.
     pub hanging_images: Mutex<Vec<String>>,
@@ -88,6 +90,7 @@ impl Fake {
             runtime: self.clone(),
             images: self.clone(),
             network: self.clone(),
+            cgroups: self.clone(),
             tasks_dir,
         }
     }
@@ -234,6 +237,27 @@ impl Network for Fake {
     }
     fn detach(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>> {
         self.record(Call::Detach(task));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl TaskCgroups for Fake {
+    fn create(&self, a: TaskCgroupArgs) -> BoxFuture<'_, Result<(), SeamError>> {
+        lock(&self.cgroup_calls).push(("create", a.task.clone()));
+        let fails = self.fails("cgroup");
+        Box::pin(async move {
+            if fails {
+                return Err(SeamError::TaskCgroup {
+                    verb: "create",
+                    task: a.task,
+                    message: "no memory controller".into(),
+                });
+            }
+            Ok(())
+        })
+    }
+    fn remove(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>> {
+        lock(&self.cgroup_calls).push(("remove", task));
         Box::pin(async { Ok(()) })
     }
 }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod real;
 pub mod seams;
+pub mod security;
 pub mod shutdown;
 pub mod supervisor;
 mod tasks;

@@ -47,6 +47,16 @@ pub enum SeamError {
         /// What failed.
         message: String,
     },
+    /// Creating or removing a task's cgroup failed.
+    #[error("task cgroup {verb} for task {task}: {message}")]
+    TaskCgroup {
+        /// `create` or `remove`.
+        verb: &'static str,
+        /// The task id.
+        task: String,
+        /// What failed.
+        message: String,
+    },
     /// A call did not answer in time.
     #[error("{what}: timed out after {after:?}")]
     Timeout {
@@ -277,7 +287,26 @@ pub trait Network: Send + Sync {
     fn detach(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>>;
 }
 
-/// The three seams together, as the supervisor gets them.
+/// The task cgroup to create: `/berth/<task>` with the task's hard limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCgroupArgs {
+    /// The task id.
+    pub task: String,
+    /// Task memory, MiB.
+    pub memory_mib: Option<u32>,
+    /// Task cpu units (1024 = one CPU).
+    pub cpu_units: Option<u32>,
+}
+
+/// The task-level cgroup that holds the task's limits, with the containers' cgroups inside.
+pub trait TaskCgroups: Send + Sync {
+    /// Create it with its limits (idempotent: an existing one is reused and limited again).
+    fn create(&self, a: TaskCgroupArgs) -> BoxFuture<'_, Result<(), SeamError>>;
+    /// Remove it and anything left below it (idempotent: a missing one is success).
+    fn remove(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>>;
+}
+
+/// The seams together, as the supervisor gets them.
 #[derive(Clone)]
 pub struct Seams {
     /// Runtime.
@@ -286,6 +315,8 @@ pub struct Seams {
     pub images: std::sync::Arc<dyn ImageSource>,
     /// Network.
     pub network: std::sync::Arc<dyn Network>,
+    /// Task cgroups.
+    pub cgroups: std::sync::Arc<dyn TaskCgroups>,
     /// Where task bundles go: `<root>/tasks`.
     pub tasks_dir: PathBuf,
 }

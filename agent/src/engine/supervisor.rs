@@ -7,7 +7,7 @@ use super::health;
 use super::lifecycle::{next_action, next_deadline, Action};
 use super::seams::{
     AttachArgs, CreateArgs, DeleteArgs, Exit, KillArgs, ProcessOverrides, RootfsArgs, SeamError,
-    Seams, StartArgs, StopSignal, WaitArgs,
+    Seams, StartArgs, StopSignal, TaskCgroupArgs, WaitArgs,
 };
 use super::shutdown::CancellationToken;
 use crate::model::{
@@ -441,6 +441,21 @@ impl Supervisor {
             images.create_rootfs(rootfs_args),
         )
         .await?;
+        // The task cgroup (with the task's hard limits) before any container goes in it.
+        let cgroups = self.seams.cgroups.clone();
+        let task_memory_mib = self.task.memory.as_deref().and_then(|m| m.parse().ok());
+        let task_cpu_units = self.task.cpu.as_deref().and_then(|c| c.parse().ok());
+        let cgroup_args = TaskCgroupArgs {
+            task: self.task.id.clone(),
+            memory_mib: task_memory_mib,
+            cpu_units: task_cpu_units,
+        };
+        timed(
+            format!("task cgroup of {}", self.task.id),
+            CALL_TIMEOUT,
+            cgroups.create(cgroup_args),
+        )
+        .await?;
         let dir = self.seams.tasks_dir.join(&self.task.id).join(&spec.name);
         let eni = self.task.eni.clone();
         let input = bundle::BundleInput {
@@ -450,8 +465,7 @@ impl Supervisor {
             netns: eni.as_ref().map(|e| e.netns_path.as_str()),
             hosts: eni.as_ref().map(|e| e.hosts.as_str()),
             resolv_conf: eni.as_ref().map(|e| e.resolv_conf.as_str()),
-            task_memory_mib: self.task.memory.as_deref().and_then(|m| m.parse().ok()),
-            task_cpu_units: self.task.cpu.as_deref().and_then(|c| c.parse().ok()),
+            task: &self.task.id,
         };
         bundle::write(&dir, &input)?;
         let args = CreateArgs {
@@ -562,6 +576,17 @@ impl Supervisor {
         .await
         {
             tracing::error!(task = %task, error = %e, "detaching the ENI failed");
+        }
+        // Every container is removed by now: the task cgroup goes too.
+        let cgroups = self.seams.cgroups.clone();
+        if let Err(e) = timed(
+            format!("remove task cgroup of {task}"),
+            CALL_TIMEOUT,
+            cgroups.remove(task.clone()),
+        )
+        .await
+        {
+            tracing::error!(task = %task, error = %e, "removing the task cgroup failed");
         }
         let _ = std::fs::remove_dir(self.seams.tasks_dir.join(&task));
         self.task.is_eni_detached = true;

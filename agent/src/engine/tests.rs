@@ -510,3 +510,49 @@ async fn stop_task_during_a_long_pull_answers_at_once_and_abandons_the_pull() {
     assert!(r.fake.calls().contains(&Call::Detach(id)));
     r.stop().await;
 }
+
+#[tokio::test]
+async fn the_task_cgroup_is_made_before_containers_and_removed_on_failure() {
+    let r = rig();
+    r.fake.failing.lock().unwrap().push("cgroup");
+    r.register(web_sidecar(30)).await;
+    let id = r.run(json!({"taskDefinition": "web"})).await;
+    let t = r.wait_status(&id, "STOPPED").await;
+    assert_eq!(t["stopCode"], "TaskFailedToStart");
+    assert!(
+        t["stoppedReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("CannotCreateContainerError: task cgroup create for task"),
+        "{t}"
+    );
+    let calls = r.fake.calls();
+    assert!(
+        !calls.iter().any(|c| matches!(c, Call::Create(_))),
+        "no container without its task cgroup: {calls:?}"
+    );
+    let cg = r.fake.cgroup_calls.lock().unwrap().clone();
+    assert_eq!(cg.first(), Some(&("create", id.clone())), "{cg:?}");
+    assert_eq!(cg.last(), Some(&("remove", id.clone())), "{cg:?}");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_stopped_task_removes_its_cgroup_after_its_containers() {
+    let r = rig();
+    r.register(web_sidecar(30)).await;
+    let id = r.run(json!({"taskDefinition": "web"})).await;
+    r.wait_status(&id, "RUNNING").await;
+    assert!(r
+        .fake
+        .cgroup_calls
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|c| *c == ("create", id.clone())));
+    r.fake.exit(&format!("berth-{id}-0"), 0);
+    r.wait_status(&id, "STOPPED").await;
+    let cg = r.fake.cgroup_calls.lock().unwrap().clone();
+    assert_eq!(cg.last(), Some(&("remove", id.clone())), "{cg:?}");
+    r.stop().await;
+}
