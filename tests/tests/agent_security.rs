@@ -27,6 +27,7 @@ mkdir -p /tmp/cg; mount -t cgroup -o memory cgroup /tmp/cg 2>/dev/null; echo "mo
 mount -t cgroup2 none /tmp/cg 2>/dev/null; echo "mount-cgroup2 $?"
 (echo 4294967296 > /sys/fs/cgroup/memory/memory.limit_in_bytes) 2>/dev/null; echo "write-limit $?"
 echo "$(grep CapEff /proc/self/status)"
+echo "$(grep '^Seccomp:' /proc/self/status)"
 echo "ping-range $(cat /proc/sys/net/ipv4/ping_group_range)"
 echo checks-done
 exec sleep 1000
@@ -125,6 +126,7 @@ fn a_task_cannot_escape_its_seccomp_caps_or_cgroup() {
         r["write-limit"], "0",
         "raising the memory limit must fail: {log}"
     );
+    assert_eq!(r["Seccomp"], "2", "a seccomp filter is loaded: {log}");
     // CapEff: Docker's default set without NET_RAW (bit 13); CHOWN (bit 0) is there.
     let cap_eff = u64::from_str_radix(&r["CapEff"], 16).unwrap();
     assert_eq!(cap_eff & (1 << 13), 0, "NET_RAW in CapEff {cap_eff:x}");
