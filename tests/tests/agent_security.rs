@@ -36,7 +36,7 @@ exec sleep 1000
 fn task_def(image: &str) -> Value {
     json!({"family": "bt-sec", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"],
         "cpu": "256", "memory": "512", "containerDefinitions": [
-        {"name": "box", "image": image, "stopTimeout": 2, "memory": 64,
+        {"name": "box", "image": image, "stopTimeout": 2, "memory": 64, "memoryReservation": 32,
          "command": ["sh", "-c", CHECKS]}]})
 }
 
@@ -178,6 +178,14 @@ fn a_task_cannot_escape_its_seccomp_caps_or_cgroup() {
         "container memory limit"
     );
     if v1 {
+        assert_eq!(
+            read(&format!(
+                "/sys/fs/cgroup/memory{memory_cg}/memory.soft_limit_in_bytes"
+            ))
+            .as_deref(),
+            Some("33554432"),
+            "container memoryReservation"
+        );
         assert_eq!(
             read(&format!(
                 "/sys/fs/cgroup/cpu,cpuacct{task_cg}/cpu.cfs_quota_us"

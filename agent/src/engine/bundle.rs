@@ -118,11 +118,20 @@ fn sysctls(spec: &ContainerSpec) -> Value {
 }
 
 /// The container's own limits, inside the task cgroup (which holds the task's cpu and memory
-/// hard limits): its `memory` as a hard limit, its `cpu` units as shares.
+/// hard limits): its `memory` as a hard limit, its `memoryReservation` as a soft limit, its
+/// `cpu` units as shares.
 fn resources(input: &BundleInput<'_>) -> Value {
     let mut r = json!({});
-    if let Some(mib) = input.spec.memory_mib.filter(|m| *m > 0) {
-        r["memory"] = json!({"limit": mib.saturating_mul(1024 * 1024)});
+    let mib = |m: Option<i64>| m.filter(|m| *m > 0).map(|m| m.saturating_mul(1024 * 1024));
+    let mut memory = json!({});
+    if let Some(bytes) = mib(input.spec.memory_mib) {
+        memory["limit"] = json!(bytes);
+    }
+    if let Some(bytes) = mib(input.spec.memory_reservation_mib) {
+        memory["reservation"] = json!(bytes);
+    }
+    if memory.as_object().is_some_and(|o| !o.is_empty()) {
+        r["memory"] = memory;
     }
     if let Some(units) = input.spec.cpu_units.filter(|u| *u > 0) {
         r["cpu"] = json!({"shares": units.max(2)});
@@ -251,6 +260,21 @@ mod tests {
         assert_eq!(c["linux"]["cgroupsPath"], "/berth/t1/web");
         assert_eq!(c["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(c["linux"]["resources"].get("cpu"), None);
+        let soft = ContainerSpec {
+            memory_reservation_mib: Some(32),
+            ..spec.clone()
+        };
+        let c = config(
+            Path::new("/b"),
+            &BundleInput {
+                spec: &soft,
+                ..input
+            },
+        );
+        assert_eq!(
+            c["linux"]["resources"]["memory"],
+            json!({"limit": 128 * 1024 * 1024, "reservation": 32 * 1024 * 1024})
+        );
         assert_eq!(c["process"]["args"], json!(["sh"]));
         let caps = c["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.contains(&json!("CAP_NET_RAW")));

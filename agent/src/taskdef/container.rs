@@ -589,6 +589,7 @@ pub(super) fn container_spec(
         user: c.user.clone(),
         is_readonly_rootfs: c.readonly_root_filesystem.unwrap_or(false),
         memory_mib: c.memory,
+        memory_reservation_mib: c.memory_reservation,
         cpu_units: c.cpu,
         health_check: c.health_check.as_ref().map(health_check_spec),
         sysctls: c

@@ -143,6 +143,9 @@ pub struct ContainerSpec {
     /// Hard memory limit, MiB.
     #[serde(default)]
     pub memory_mib: Option<i64>,
+    /// Soft memory limit (`memoryReservation`), MiB.
+    #[serde(default)]
+    pub memory_reservation_mib: Option<i64>,
     /// CPU units (shares).
     #[serde(default)]
     pub cpu_units: Option<i64>,

@@ -34,6 +34,7 @@ fn c(
             user: None,
             is_readonly_rootfs: false,
             memory_mib: None,
+            memory_reservation_mib: None,
             cpu_units: None,
             health_check: None,
             sysctls: vec![],
