@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let enters_container = matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_));
     if enters_container && !process::exe::is_cloned() {
         // Returns only if the re-exec failed.
-        let e = process::exe::reexec_from_sealed_copy();
+        let e = process::exe::reexec_sealed();
         return fail(&format!(
             "re-execute from a sealed copy of the runtime (CVE-2019-5736 protection): {}",
             e.err().map(|e| e.to_string()).unwrap_or_default()

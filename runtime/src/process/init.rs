@@ -205,9 +205,10 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
         env: env.iter().map(|s| cstring(s)).collect::<Result<_, _>>()?,
         fifo_fd,
     };
-    a.sync.send(&FromInit::Ready)?;
-    // The runtime exits after Ready: init must outlive it.
+    // The runtime exits as soon as it reads Ready, and init must outlive it: stop the parent
+    // death signal *before* saying Ready (after it, the parent may already be gone).
     sys::set_parent_death_signal(0);
+    a.sync.send(&FromInit::Ready)?;
     Ok(exec)
 }
 
@@ -215,12 +216,12 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
 /// filter as late as possible, and exec. Returns only on failure.
 fn exec_now(a: &mut InitArgs, exec: Exec) -> String {
     let fifo = format!("/proc/self/fd/{}", exec.fifo_fd.as_raw_fd());
-    match std::fs::OpenOptions::new().write(true).open(&fifo) {
-        Ok(mut f) => {
-            let _ = std::io::Write::write_all(&mut f, b"0");
-        }
+    // Opening blocks until `start` opens the other end; the byte is written only after the
+    // startContainer hooks ran, so that `start` (and its poststart hooks) come after them.
+    let mut released = match std::fs::OpenOptions::new().write(true).open(&fifo) {
+        Ok(f) => f,
         Err(e) => return format!("open exec fifo: {e}"),
-    }
+    };
     drop(exec.fifo_fd);
     let hooks = a.spec.hooks().clone().unwrap_or_default();
     if let Some(list) = hooks.start_container().as_ref().filter(|h| !h.is_empty()) {
@@ -228,6 +229,10 @@ fn exec_now(a: &mut InitArgs, exec: Exec) -> String {
             return format!("startContainer hook {}: {}", f.path.display(), f.reason);
         }
     }
+    if let Err(e) = std::io::Write::write_all(&mut released, b"0") {
+        return format!("write exec fifo: {e}");
+    }
+    drop(released);
     if let Err(e) = load_seccomp(a.seccomp.take()) {
         return e;
     }
