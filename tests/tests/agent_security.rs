@@ -29,6 +29,9 @@ mount -t cgroup2 none /tmp/cg 2>/dev/null; echo "mount-cgroup2 $?"
 echo "$(grep CapEff /proc/self/status)"
 echo "$(grep '^Seccomp:' /proc/self/status)"
 echo "ping-range $(cat /proc/sys/net/ipv4/ping_group_range)"
+echo "timer-list-bytes $(wc -c < /proc/timer_list)"
+echo "proc-sys-mount $(awk '$5=="/proc/sys"{print $6}' /proc/self/mountinfo)"
+for ns in pid ipc uts mnt; do echo "ns-$ns $(readlink /proc/self/ns/$ns)"; done
 echo checks-done
 exec sleep 1000
 "#;
@@ -137,6 +140,24 @@ fn a_task_cannot_escape_its_seccomp_caps_or_cgroup() {
         ["0", "2147483647"],
         "ping without NET_RAW: {log}"
     );
+
+    // runc's masked and read-only /proc paths.
+    assert_eq!(r["timer-list-bytes"], "0", "/proc/timer_list masked: {log}");
+    assert!(
+        r["proc-sys-mount"].split(',').any(|o| o == "ro"),
+        "/proc/sys read-only: {log}"
+    );
+    // Its own pid, ipc, uts and mount namespaces.
+    for ns in ["pid", "ipc", "uts", "mnt"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let inside = &r[&format!("ns-{ns}")];
+        assert!(inside.starts_with(&format!("{ns}:[")), "{ns}: {log}");
+        assert_ne!(
+            Path::new(inside),
+            host.as_path(),
+            "the container has its own {ns} namespace"
+        );
+    }
 
     // The task cgroup holds the task's limits; the container's cgroup is inside it with its
     // own (smaller) limit; the container's attempts changed nothing.
