@@ -32,7 +32,7 @@ fn runs_from_readonly_overlay() -> bool {
     let Ok(vfs) = nix::sys::statvfs::statvfs("/proc/self/exe") else {
         return false;
     };
-    i64::from(st.filesystem_type().0) == OVERLAYFS_SUPER_MAGIC
+    st.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC
         && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
 }
 
