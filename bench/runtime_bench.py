@@ -1,6 +1,6 @@
 """The timing loop of bench/runtime.sh: one process is a child subreaper, so each container's
-init is reparented to it and waited for here; each runtime command's peak RSS comes from
-wait4's rusage."""
+init is reparented to it and waited for here. Peak RSS is measured in a separate pass through
+GNU time: a child forked from Python would count Python's own pages in its rusage."""
 import ctypes, json, os, statistics, subprocess, sys, time
 
 work, runs, berth = sys.argv[1], int(sys.argv[2]), os.path.abspath(sys.argv[3])
@@ -10,16 +10,18 @@ runtimes = {"berth-runtime": berth, "crun": "/usr/bin/crun", "runc": "/usr/sbin/
 bundle = os.path.join(work, "bundle")
 
 
-def run(argv):
-    """Run a command, returning (exit status, peak RSS in KiB)."""
+def run(argv, rss_file=None):
+    """Run a command; with `rss_file`, through GNU time, returning its peak RSS in KiB."""
+    if rss_file:
+        argv = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv
     pid = os.spawnv(os.P_NOWAIT, argv[0], argv)
-    _, status, usage = os.wait4(pid, 0)
+    _, status, _ = os.wait4(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(argv)} failed with {status}")
-    return usage.ru_maxrss
+    return int(open(rss_file).read().split()[-1]) if rss_file else 0
 
 
-def once(name, binary, i):
+def once(name, binary, i, measure_rss=False):
     root = os.path.join(work, "state-" + name)
     cid = f"bench-{name}-{i}"
     pidfile = os.path.join(work, cid + ".pid")
@@ -27,12 +29,13 @@ def once(name, binary, i):
     spec["linux"]["cgroupsPath"] = f"/berth-bench/{name}-{i}"
     json.dump(spec, open(os.path.join(bundle, "config.json"), "w"))
     base = [binary, "--root", root]
+    rf = os.path.join(work, "rss") if measure_rss else None
     t0 = time.perf_counter()
-    rss = run(base + ["create", "--bundle", bundle, "--pid-file", pidfile, cid])
+    rss = run(base + ["create", "--bundle", bundle, "--pid-file", pidfile, cid], rf)
     init = int(open(pidfile).read())
-    rss = max(rss, run(base + ["start", cid]))
+    rss = max(rss, run(base + ["start", cid], rf))
     os.waitpid(init, 0)
-    rss = max(rss, run(base + ["delete", cid]))
+    rss = max(rss, run(base + ["delete", cid], rf))
     elapsed = time.perf_counter() - t0
     os.unlink(pidfile)
     return elapsed * 1000, rss / 1024
@@ -43,9 +46,11 @@ for name, binary in runtimes.items():  # warm up caches once
     once(name, binary, "warm")
 for i in range(runs):
     for name, binary in runtimes.items():
-        ms, rss = once(name, binary, i)
+        ms, _ = once(name, binary, i)
         results[name][0].append(ms)
-        results[name][1].append(rss)
+for i in range(10):
+    for name, binary in runtimes.items():
+        results[name][1].append(once(name, binary, f"rss{i}", measure_rss=True)[1])
 
 
 def p95(xs):

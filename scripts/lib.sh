@@ -7,7 +7,7 @@ BERTH_PACKAGES=(
   iproute2 util-linux procps kmod nftables busybox-static
   podman conmon catatonit containerd runc crun
   skopeo umoci docker-registry apache2-utils
-  python3-venv hyperfine
+  python3-venv hyperfine time
 )
 
 say() { printf '\n== %s\n' "$*" >&2; }
