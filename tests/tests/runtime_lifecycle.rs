@@ -77,9 +77,14 @@ fn kill_by_name_and_number_and_kill_all() {
     b.spec["process"]["args"] = json!([
         "sh",
         "-c",
-        "trap 'echo got-usr1 > /tmp/sig' USR1; sleep 1000 & while true; do sleep 0.1; done"
+        "trap 'echo got-usr1 > /tmp/sig' USR1; touch /tmp/trap-ready; sleep 1000 & while true; do sleep 0.1; done"
     ]);
     t.start_detached(&b);
+    // USR1 before the trap is installed would kill the shell: wait for the trap first
+    let ready = b.path.join("rootfs/tmp/trap-ready");
+    wait_until(Duration::from_secs(10), "the trap to be installed", || {
+        ready.exists().then_some(())
+    });
     ok(&t.out(["kill", &b.id, "USR1"]));
     wait_until(Duration::from_secs(10), "USR1 to reach the trap", || {
         let o = t.out(["exec", &b.id, "cat", "/tmp/sig"]);
