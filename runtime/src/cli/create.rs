@@ -9,7 +9,7 @@ use crate::process::init::{self, InitArgs};
 use crate::process::sync::{self, FromInit, ToInit};
 use crate::rollback::Rollback;
 use crate::sys::clone::{clone_process, Cloned};
-use crate::{capabilities, namespaces, rlimits, seccomp, spec, sys, tty};
+use crate::{namespaces, spec, sys};
 use clap::Args;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -57,10 +57,7 @@ struct Prepared {
     joins: Vec<(namespaces::Join, std::os::fd::OwnedFd)>,
     layout: berth_cgroups::Layout,
     cgroup_path: PathBuf,
-    seccomp: Option<libseccomp::ScmpFilterContext>,
-    caps: Option<capabilities::CapPlan>,
-    rlimits: Vec<rlimits::Limit>,
-    console: Option<std::os::fd::OwnedFd>,
+    security: crate::process::security::ProcessSecurity,
 }
 
 fn prepare(id: &ContainerId, a: &CreateArgs) -> Result<Prepared, RuntimeError> {
@@ -78,37 +75,8 @@ fn prepare(id: &ContainerId, a: &CreateArgs) -> Result<Prepared, RuntimeError> {
     if let Some(res) = linux.resources() {
         berth_cgroups::validate(res, &layout).map_err(RuntimeError::Cgroup)?;
     }
-    let seccomp = linux
-        .seccomp()
-        .as_ref()
-        .map(seccomp::compile)
-        .transpose()
-        .map_err(|e| RuntimeError::spec("linux.seccomp", e.to_string()))?;
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .map(capabilities::plan)
-        .transpose()
-        .map_err(|e| RuntimeError::spec("process.capabilities", e))?;
-    let rlimits = rlimits::plan(&process.rlimits().clone().unwrap_or_default())
-        .map_err(|e| RuntimeError::spec("process.rlimits", e))?;
-    let console = match (process.terminal().unwrap_or(false), &a.console_socket) {
-        (true, Some(path)) => {
-            Some(
-                tty::connect_console_socket(path).map_err(|e| RuntimeError::Usage {
-                    flag: "--console-socket",
-                    reason: e,
-                })?,
-            )
-        }
-        (true, None) => {
-            return Err(RuntimeError::Usage {
-                flag: "--console-socket",
-                reason: "process.terminal is set: a console socket is required".into(),
-            })
-        }
-        (false, _) => None,
-    };
+    let security =
+        crate::process::security::prepare(&linux, &process, a.console_socket.as_deref())?;
     let joins = namespaces::open_joins(&plan)?;
     Ok(Prepared {
         spec,
@@ -118,10 +86,7 @@ fn prepare(id: &ContainerId, a: &CreateArgs) -> Result<Prepared, RuntimeError> {
         joins,
         layout,
         cgroup_path,
-        seccomp,
-        caps,
-        rlimits,
-        console,
+        security,
     })
 }
 
@@ -173,11 +138,11 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
         joins: p.joins,
         sync: theirs,
         fifo: dir.fifo(),
-        console: p.console,
+        console: p.security.console,
         preserve_fds: a.preserve_fds,
-        seccomp: p.seccomp,
-        caps: p.caps,
-        rlimits: p.rlimits,
+        seccomp: p.security.seccomp,
+        caps: p.security.caps,
+        rlimits: p.security.rlimits,
         cgroup_path: p.cgroup_path,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,

@@ -11,7 +11,7 @@ use crate::process::init::{
 };
 use crate::process::sync::{self, FromInit, ToInit};
 use crate::sys::clone::{clone_process, Cloned};
-use crate::{capabilities, rlimits, seccomp, sys, tty};
+use crate::{capabilities, rlimits, sys, tty};
 use clap::Args;
 use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -180,37 +180,14 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32, RuntimeError> {
     drop(dir);
     let process = process_spec(&spec, a)?;
     let linux = spec.linux().clone().unwrap_or_default();
-    let filter = linux
-        .seccomp()
-        .as_ref()
-        .map(seccomp::compile)
-        .transpose()
-        .map_err(|e| RuntimeError::spec("linux.seccomp", e.to_string()))?;
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .map(capabilities::plan)
-        .transpose()
-        .map_err(|e| RuntimeError::spec("process.capabilities", e))?;
-    let limits = rlimits::plan(&process.rlimits().clone().unwrap_or_default())
-        .map_err(|e| RuntimeError::spec("process.rlimits", e))?;
-    let console = match (process.terminal().unwrap_or(false), &a.console_socket) {
-        (true, Some(p)) => {
-            Some(
-                tty::connect_console_socket(p).map_err(|e| RuntimeError::Usage {
-                    flag: "--console-socket",
-                    reason: e,
-                })?,
-            )
-        }
-        (true, None) => {
-            return Err(RuntimeError::Usage {
-                flag: "--console-socket",
-                reason: "--tty needs a console socket".into(),
-            })
-        }
-        _ => None,
-    };
+    let security =
+        crate::process::security::prepare(&linux, &process, a.console_socket.as_deref())?;
+    let (filter, caps, limits, console) = (
+        security.seccomp,
+        security.caps,
+        security.rlimits,
+        security.console,
+    );
     let joins = open_namespaces(record.pid, &linux.namespaces().clone().unwrap_or_default())?;
     if let Some((_, pidns)) = joins.iter().find(|(f, _)| *f == CloneFlags::CLONE_NEWPID) {
         nix::sched::setns(pidns, CloneFlags::CLONE_NEWPID)

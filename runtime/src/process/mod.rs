@@ -3,4 +3,5 @@
 
 pub mod exe;
 pub mod init;
+pub mod security;
 pub mod sync;
