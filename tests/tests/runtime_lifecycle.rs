@@ -96,13 +96,23 @@ fn kill_by_name_and_number_and_kill_all() {
         serde_json::from_str(&ok(&t.out(["ps", "--format", "json", &b.id]))).unwrap();
     assert!(pids.len() >= 2, "ps json {pids:?}");
     ok(&t.out(["kill", "--all", &b.id, "9"]));
+    // A process's cmdline empties early in its exit; the runtime's state says stopped only once
+    // init is really gone, and every other process must be gone with it.
+    wait_until(Duration::from_secs(10), "the container to stop", || {
+        (t.state(&b.id)["status"] == "stopped").then_some(())
+    });
     wait_until(Duration::from_secs(10), "every process to die", || {
         pids.iter()
             .all(|p| {
-                !std::path::Path::new(&format!("/proc/{p}/cmdline")).exists()
-                    || std::fs::read(format!("/proc/{p}/cmdline"))
-                        .map(|c| c.is_empty())
-                        .unwrap_or(true)
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .map(|s| {
+                        s.rsplit(')')
+                            .next()
+                            .unwrap_or("")
+                            .trim_start()
+                            .starts_with('Z')
+                    })
+                    .unwrap_or(true)
             })
             .then_some(())
     });
