@@ -8,6 +8,7 @@ BERTH_PACKAGES=(
   podman conmon catatonit containerd runc crun
   skopeo umoci docker-registry apache2-utils
   python3-venv hyperfine time
+  systemd
 )
 
 say() { printf '\n== %s\n' "$*" >&2; }
