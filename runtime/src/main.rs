@@ -33,7 +33,15 @@ fn main() -> ExitCode {
         debug: cli.debug,
     });
     let enters_container = matches!(cli.cmd, Cmd::Create(_) | Cmd::Run(_) | Cmd::Exec(_));
-    if enters_container && !process::exe::is_cloned() {
+    let cloned = enters_container && process::exe::is_cloned();
+    if enters_container {
+        sys::attach_warmup::adopt_from_env();
+        if !cloned {
+            // SAFETY: berth-runtime is single-threaded (see above), and nothing has started yet.
+            unsafe { sys::attach_warmup::start() };
+        }
+    }
+    if enters_container && !cloned {
         // Returns only if the re-exec failed.
         let e = process::exe::reexec_sealed();
         return fail(&format!(

@@ -169,6 +169,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
         write_id_maps(pid, &spec)?;
     }
     cg.add_task(pid.as_raw()).map_err(RuntimeError::Cgroup)?;
+    sys::attach_warmup::reap();
     if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
             .map_err(|e| RuntimeError::spec("process.oomScoreAdj", format!("set {score}: {e}")))?;

@@ -225,6 +225,7 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32, RuntimeError> {
         let _ = waitpid(pid, None);
         return Err(RuntimeError::Cgroup(e));
     }
+    crate::sys::attach_warmup::reap();
     ours.send(&ToInit::Proceed)
         .map_err(|reason| RuntimeError::Sync { reason })?;
     // EOF means the child exec'd (the channel is close-on-exec).

@@ -89,7 +89,10 @@ fn exec_fd(fd: &impl std::os::fd::AsFd) -> io::Result<()> {
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_encoded_bytes()).map_err(io::Error::other))
         .collect::<io::Result<_>>()?;
+    let warmup = crate::sys::attach_warmup::env_for_reexec()
+        .map(|(k, v)| (std::ffi::OsString::from(k), std::ffi::OsString::from(v)));
     let env: Vec<CString> = std::env::vars_os()
+        .chain(warmup)
         .map(|(k, v)| {
             let mut kv = k.as_encoded_bytes().to_vec();
             kv.push(b'=');

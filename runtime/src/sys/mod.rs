@@ -1,5 +1,6 @@
 //! Thin wrappers over kernel facilities that the safe crates do not cover.
 
+pub mod attach_warmup;
 pub mod clone;
 pub mod proc;
 pub mod time;
