@@ -22,16 +22,35 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<(), RuntimeError> {
             what: "only a created container can be started",
         });
     }
+    // Wait on the fifo and on init itself (a pidfd): a fifo that no writer has opened yet
+    // gives no poll event, so the wake-up comes when init writes its byte, or when it dies.
+    // The pidfd comes first: opening the fifo releases init, which may run its process to the
+    // end and be reaped before the next line; its byte stays readable in the fifo, its pid
+    // would not.
+    let pidfd = match crate::sys::pidfd_open(record.pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
+        Err(e) => {
+            return Err(RuntimeError::io(
+                "pidfd_open",
+                format!("/proc/{}", record.pid),
+                e,
+            ))
+        }
+    };
+    let Some(pidfd) = pidfd.filter(|_| crate::container::state::is_alive(&record)) else {
+        return Err(RuntimeError::WrongStatus {
+            id: id.into(),
+            status: "stopped",
+            what: "init exited before start",
+        });
+    };
     // Non-blocking open: if init died, a blocking open would wait forever for a writer.
     let mut fifo = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(dir.fifo())
         .map_err(|e| RuntimeError::io("open", dir.fifo(), e))?;
-    // Wait on the fifo and on init itself (a pidfd): a fifo that no writer has opened yet
-    // gives no poll event, so the wake-up comes when init writes its byte, or when it dies.
-    let pidfd = crate::sys::pidfd_open(record.pid)
-        .map_err(|e| RuntimeError::io("pidfd_open", format!("/proc/{}", record.pid), e))?;
     let deadline = Instant::now() + FIFO_TIMEOUT;
     let mut byte = [0u8; 1];
     loop {
