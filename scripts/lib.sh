@@ -8,7 +8,7 @@ BERTH_PACKAGES=(
   podman conmon catatonit containerd runc crun
   skopeo umoci docker-registry apache2-utils
   python3-venv hyperfine time
-  systemd
+  systemd vagrant vagrant-libvirt debootstrap
 )
 
 say() { printf '\n== %s\n' "$*" >&2; }
