@@ -211,6 +211,17 @@ fn overrides(t: &TaskRecord) -> Value {
     o
 }
 
+/// berth's own member of each container of a described task: the runtime binary and
+/// `--root` its `runtimeId` lives under, so `berth exec` can run a process in it (ECS Exec's
+/// job, with no cloud in the way). Clients of the ECS API ignore members they do not model.
+pub fn add_berth_runtime(task: &mut Value, at: &crate::engine::seams::RuntimeLocation) {
+    for c in task["containers"].as_array_mut().into_iter().flatten() {
+        if c.get("runtimeId").is_some() {
+            c["berthRuntime"] = json!({"binary": at.binary, "root": at.root});
+        }
+    }
+}
+
 /// A `Failure`.
 pub fn failure(arn: &str, reason: &str) -> Value {
     json!({"arn": arn, "reason": reason})

@@ -51,6 +51,8 @@ enum Cmd {
     Stop(cli::task::StopArgs),
     /// Print a task's container output.
     Logs(cli::task::LogsArgs),
+    /// Run a command in a running task's container (ECS Exec, locally).
+    Exec(cli::exec::ExecArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Cmd::Describe(a) => cli::task::describe(a, &ctx),
         Cmd::Stop(a) => cli::task::stop(a, &ctx),
         Cmd::Logs(a) => cli::task::logs(a, &ctx),
+        Cmd::Exec(a) => cli::exec::exec(a, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,8 @@
 //! The `berth` CLI's subcommands, one module each.
 
 pub mod client;
+pub mod console;
+pub mod exec;
 pub mod image;
 pub mod net;
 pub mod task;

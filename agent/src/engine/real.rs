@@ -185,6 +185,12 @@ impl Runtime for RuntimeCli {
             Ok(status.code().unwrap_or(-1))
         })
     }
+    fn location(&self) -> Option<RuntimeLocation> {
+        Some(RuntimeLocation {
+            binary: self.binary.clone(),
+            root: self.root.clone(),
+        })
+    }
     fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>> {
         Box::pin(async move {
             // The shim's exit file is the truth; `state` tells when to stop waiting for it.

@@ -194,6 +194,21 @@ pub trait Runtime: Send + Sync {
     fn exec(&self, a: ExecArgs) -> BoxFuture<'_, Result<i32, SeamError>>;
     /// Resolve when the started container exits.
     fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>>;
+    /// Where the containers live, for clients that drive the runtime themselves (`berth
+    /// exec`); `None` when the runtime is not a CLI on this host (the fakes).
+    fn location(&self) -> Option<RuntimeLocation> {
+        None
+    }
+}
+
+/// A runc-compatible runtime binary and its `--root`: what `berth exec` needs to run a
+/// process in a task's container, as the agent itself does for health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeLocation {
+    /// The binary.
+    pub binary: PathBuf,
+    /// Its `--root` state dir.
+    pub root: PathBuf,
 }
 
 /// `pull`'s answer.

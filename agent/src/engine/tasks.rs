@@ -180,7 +180,13 @@ impl Engine {
         let mut failures = Vec::new();
         for (given, id) in ids {
             match self.store.task(id)?.filter(|t| t.cluster == cluster) {
-                Some(t) => tasks.push(shapes::task(&self.arns, &t, include_tags)),
+                Some(t) => {
+                    let mut shape = shapes::task(&self.arns, &t, include_tags);
+                    if let Some(at) = self.seams.runtime.location() {
+                        shapes::add_berth_runtime(&mut shape, &at);
+                    }
+                    tasks.push(shape);
+                }
                 None => {
                     let arn = if given.starts_with("arn:") {
                         given.clone()

@@ -136,6 +136,38 @@ pub fn start(guard: &mut Cleanup, role: &str, cidr: &str) -> Env {
     guard.defer(format!("remove {}", dir.display()), move || {
         std::fs::remove_dir_all(&d).map_err(|e| e.to_string())
     });
+    // After a failed run: the rootfs mounts under the dir and the cgroups of tasks the agent
+    // did not finish (their bundles are still under root/tasks), before the dir goes.
+    let d = dir.clone();
+    guard.defer("task mounts and cgroups", move || {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&d))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let tasks = std::fs::read_dir(d.join("root/tasks"))
+            .into_iter()
+            .flatten();
+        for t in tasks.flatten() {
+            for h in std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let cg = h.path().join("berth").join(t.file_name());
+                for c in std::fs::read_dir(&cg).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+                let _ = std::fs::remove_dir(&cg);
+            }
+        }
+        Ok(())
+    });
     let netns = unique("ah");
     let out = Command::new("ip")
         .args(["netns", "add", &netns])
