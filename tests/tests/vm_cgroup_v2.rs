@@ -2,6 +2,7 @@
 //! kernel with `cgroup_no_v1=all`, cgroup2 alone on /sys/fs/cgroup; built and cached by
 //! `tests/vm/build-guest`) and run inside it, each test alone: the berth-cgroups root tests
 //! (`cgroups_host`), the berth-runtime root tests (`runtime_*`), netd's root tests (`netd_*`),
+//! an agent task with an ENI and a security group (`agent_port`, issue 11),
 //! and the v2 checks of `tests/vm/checks` (limits from config.json read back and enforced,
 //! cgroup.freeze, eBPF device rules, `events --stats`, removal). Every in-guest result comes
 //! back to the host through a 9p-shared run directory, and a failure there fails the test
@@ -104,8 +105,10 @@ fn main_run() -> &'static GuestRun {
     match RUN.get_or_init(|| {
         let mut plan: Vec<(String, String, String)> = Vec::new();
         for (name, exe) in test_binaries() {
-            let keep =
-                name == "cgroups_host" || name.starts_with("runtime_") || name.starts_with("netd_");
+            let keep = name == "cgroups_host"
+                || name.starts_with("runtime_")
+                || name.starts_with("netd_")
+                || name == "agent_port";
             if keep {
                 plan.push((name, exe.display().to_string(), String::new()));
             }
@@ -149,6 +152,18 @@ fn netd_tests_pass_in_the_cgroup_v2_guest() {
         return;
     }
     main_run().assert_suites("netd_");
+}
+
+/// Issue 11 acceptance 3: an agent task with an ENI and a security group runs on cgroup v2,
+/// answers on its port (and not on one its group does not allow), and stops cleanly, leaving
+/// nothing behind (tests/tests/agent_port.rs, with real netd, agent, runtime and images).
+#[test]
+fn an_agent_task_with_an_eni_and_a_security_group_runs_in_the_cgroup_v2_guest() {
+    if !vm_wanted() {
+        return;
+    }
+    let n = main_run().assert_suites("agent_port");
+    assert!(n > 0, "no agent_port test ran in the guest");
 }
 
 #[test]
