@@ -10,6 +10,7 @@ use crate::engine::shutdown::CancellationToken;
 use crate::engine::Engine;
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,10 @@ pub struct FileConfig {
     pub region: Option<String>,
     /// The account id in ARNs.
     pub account_id: Option<String>,
+    /// The SigV4 ECS endpoint's loopback address (off when absent).
+    pub ecs_listen: Option<SocketAddr>,
+    /// Its access keys, a file in `~/.aws/credentials` format (root-owned, mode 0600).
+    pub credentials: Option<PathBuf>,
 }
 
 /// Everything the daemon runs with.
@@ -56,6 +61,8 @@ pub struct Config {
     pub runtime_root: PathBuf,
     /// ARN region and account.
     pub arns: Arns,
+    /// The SigV4 TCP endpoint and its credentials file, when turned on.
+    pub ecs_listen: Option<(SocketAddr, PathBuf)>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -94,6 +101,12 @@ pub enum DaemonError {
     /// The listener failed.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The SigV4 TCP listener failed.
+    #[error(transparent)]
+    TcpListen(#[from] crate::api::tcp::TcpListenError),
+    /// The credentials file was refused.
+    #[error(transparent)]
+    Credentials(#[from] crate::api::credentials::CredentialsError),
     /// The agent's own path (for `berth-agent shim`) is unknown.
     #[error("finding the berth-agent executable")]
     OwnExecutable(#[source] std::io::Error),
@@ -150,6 +163,28 @@ impl Config {
                 "region '{region}' is not like us-east-1"
             )));
         }
+        let ecs_listen = match (
+            flags.ecs_listen.or(file.ecs_listen),
+            flags.credentials.or(file.credentials),
+        ) {
+            (None, None) => None,
+            (Some(addr), Some(creds)) => {
+                crate::api::tcp::check_loopback(addr)
+                    .map_err(|e| DaemonError::BadValue(e.to_string()))?;
+                Some((addr, creds))
+            }
+            (Some(addr), None) => {
+                return Err(DaemonError::BadValue(format!(
+                    "ecs_listen {addr} needs credentials (a root-only file in ~/.aws/credentials format)"
+                )))
+            }
+            (None, Some(c)) => {
+                return Err(DaemonError::BadValue(format!(
+                    "credentials {} is only used with ecs_listen (the SigV4 TCP endpoint)",
+                    c.display()
+                )))
+            }
+        };
         let root = flags
             .root
             .or(file.root)
@@ -173,6 +208,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_RUNTIME_ROOT.into()),
             arns: Arns { region, account },
             root,
+            ecs_listen,
         })
     }
 }
@@ -180,6 +216,16 @@ impl Config {
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
+    // The SigV4 endpoint's keys and address are checked before anything is created, bound or
+    // adopted: a refused credentials file leaves nothing behind.
+    let tcp = match &config.ecs_listen {
+        Some((addr, creds)) => {
+            let keys = crate::api::credentials::load(creds)?;
+            tracing::info!(keys = keys.len(), file = %creds.display(), "SigV4 access keys loaded");
+            Some((crate::api::tcp::bind(*addr).await?, keys))
+        }
+        None => None,
+    };
     let store = Store::open(&config.root)?;
     let image_store = images::Store::open(&config.root).map_err(|source| DaemonError::Images {
         root: config.root.clone(),
@@ -220,6 +266,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         tracing::info!("shutting down; running tasks keep running");
         stopper.cancel();
     });
+    let tcp = tcp.map(|(l, keys)| {
+        let verifier = crate::api::tcp::Verifier {
+            keys: Arc::new(keys),
+            region: config.arns.region.clone(),
+        };
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "ECS endpoint (SigV4) listening");
+        }
+        tokio::spawn(crate::api::tcp::serve(
+            l,
+            dispatcher.clone(),
+            verifier,
+            shutdown.clone(),
+        ))
+    });
     tracing::info!(socket = %config.socket.display(), root = %config.root.display(), "berth-agent listening");
     let served = serve(
         listener,
@@ -229,6 +290,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     )
     .await;
     shutdown.cancel();
+    if let Some(tcp) = tcp {
+        match tcp.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %crate::cli::error_chain(&e), "the SigV4 listener failed")
+            }
+            Err(e) => tracing::error!(error = %e, "the SigV4 listener panicked"),
+        }
+    }
     if let Err(e) = engine.await {
         tracing::error!(error = %e, "the engine task failed");
     }
@@ -254,6 +324,48 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/tmp/b.sock"));
         assert_eq!(c.arns.region, "eu-west-1");
         assert_eq!(c.runtime_root, PathBuf::from(DEFAULT_RUNTIME_ROOT));
+    }
+
+    #[test]
+    fn ecs_listen_needs_credentials_and_a_loopback_address() {
+        let file: FileConfig = toml::from_str(
+            "ecs_listen = \"127.0.0.1:8080\"\ncredentials = \"/etc/berth/credentials\"",
+        )
+        .unwrap();
+        let c = Config::resolve(FileConfig::default(), file).unwrap();
+        assert_eq!(
+            c.ecs_listen,
+            Some((
+                "127.0.0.1:8080".parse().unwrap(),
+                PathBuf::from("/etc/berth/credentials")
+            ))
+        );
+        assert_eq!(
+            Config::resolve(FileConfig::default(), FileConfig::default())
+                .unwrap()
+                .ecs_listen,
+            None,
+            "off by default"
+        );
+        let only_addr = FileConfig {
+            ecs_listen: Some("127.0.0.1:8080".parse().unwrap()),
+            ..Default::default()
+        };
+        let e = Config::resolve(only_addr, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("needs credentials"), "{e}");
+        let only_creds = FileConfig {
+            credentials: Some("/etc/berth/credentials".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(only_creds, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("only used with ecs_listen"), "{e}");
+        let public = FileConfig {
+            ecs_listen: Some("0.0.0.0:8080".parse().unwrap()),
+            credentials: Some("/etc/berth/credentials".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(public, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("only loopback"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,27 @@ impl Default for Arns {
     }
 }
 
+/// A taggable resource named by its ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// `cluster/NAME`.
+    Cluster(String),
+    /// `task/CLUSTER/ID` (or the old `task/ID`).
+    Task {
+        /// The cluster the ARN names, if any.
+        cluster: Option<String>,
+        /// Task id.
+        id: String,
+    },
+    /// `task-definition/FAMILY:REV`.
+    TaskDefinition {
+        /// Family.
+        family: String,
+        /// Revision.
+        revision: i64,
+    },
+}
+
 impl Arns {
     fn prefix(&self) -> String {
         format!("arn:aws:ecs:{}:{}", self.region, self.account)
@@ -82,6 +103,34 @@ impl Arns {
         Ok((given.to_owned(), None))
     }
 
+    /// The resource a TagResource/UntagResource/ListTagsForResource ARN names.
+    pub fn resource_ref(&self, arn: &str) -> Result<Resource, ApiError> {
+        if !arn.starts_with("arn:") {
+            return Err(ApiError::invalid(format!(
+                "resourceArn: '{arn}' is not an ARN"
+            )));
+        }
+        let res = self.resource(arn)?;
+        if res.starts_with("cluster/") {
+            return Ok(Resource::Cluster(self.cluster_name(Some(arn))?));
+        }
+        if res.starts_with("task/") {
+            let (id, cluster) = self.task_id(arn)?;
+            return Ok(Resource::Task { cluster, id });
+        }
+        if res.starts_with("task-definition/") {
+            return match self.task_definition_ref(arn)? {
+                (family, Some(revision)) => Ok(Resource::TaskDefinition { family, revision }),
+                (_, None) => Err(ApiError::invalid(format!(
+                    "resourceArn: '{arn}' names no revision (task-definition/FAMILY:REVISION)"
+                ))),
+            };
+        }
+        Err(ApiError::invalid(format!(
+            "resourceArn: '{arn}': berth tags clusters, tasks and task definitions only"
+        )))
+    }
+
     /// A task definition named by `family`, `family:revision` or ARN.
     pub fn task_definition_ref(&self, given: &str) -> Result<(String, Option<i64>), ApiError> {
         let text = if given.starts_with("arn:") {
@@ -125,6 +174,37 @@ mod tests {
             a.task_definition("web-app", 3),
             "arn:aws:ecs:us-east-1:123456789012:task-definition/web-app:3"
         );
+    }
+
+    #[test]
+    fn resources() {
+        let a = Arns::default();
+        assert_eq!(
+            a.resource_ref(&a.cluster("demo")).unwrap(),
+            Resource::Cluster("demo".into())
+        );
+        assert_eq!(
+            a.resource_ref(&a.task("demo", "ab")).unwrap(),
+            Resource::Task {
+                cluster: Some("demo".into()),
+                id: "ab".into()
+            }
+        );
+        assert_eq!(
+            a.resource_ref(&a.task_definition("web", 2)).unwrap(),
+            Resource::TaskDefinition {
+                family: "web".into(),
+                revision: 2
+            }
+        );
+        for bad in [
+            "demo",
+            "arn:aws:ecs:us-east-1:123456789012:service/demo/web",
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/web",
+            "arn:aws:ecs:eu-west-1:123456789012:cluster/demo",
+        ] {
+            assert!(a.resource_ref(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

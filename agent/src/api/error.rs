@@ -23,6 +23,16 @@ pub enum ErrorType {
     MissingActionException,
     /// An internal failure (store, spawn); the client retries it.
     ServerException,
+    /// TagResource/UntagResource/ListTagsForResource on something that does not exist.
+    ResourceNotFoundException,
+    /// SigV4: no `Authorization` header (HTTP 403).
+    MissingAuthenticationTokenException,
+    /// SigV4: a malformed `Authorization` header.
+    IncompleteSignatureException,
+    /// SigV4: a wrong signature, a skewed date or a wrong credential scope.
+    InvalidSignatureException,
+    /// SigV4: an unknown access key or session token.
+    UnrecognizedClientException,
 }
 
 impl ErrorType {
@@ -37,13 +47,20 @@ impl ErrorType {
             Self::UnknownOperationException => "UnknownOperationException",
             Self::MissingActionException => "MissingAction",
             Self::ServerException => "ServerException",
+            Self::ResourceNotFoundException => "ResourceNotFoundException",
+            Self::MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
+            Self::IncompleteSignatureException => "IncompleteSignatureException",
+            Self::InvalidSignatureException => "InvalidSignatureException",
+            Self::UnrecognizedClientException => "UnrecognizedClientException",
         }
     }
 
-    /// 400 for everything the client got wrong, 500 for faults (botocore retries only those).
+    /// 400 for everything the client got wrong, 500 for faults (botocore retries only those),
+    /// 403 for a request with no signature at all (as AWS's front end answers it).
     pub fn http_status(self) -> u16 {
         match self {
             Self::ServerException => 500,
+            Self::MissingAuthenticationTokenException => 403,
             _ => 400,
         }
     }
@@ -83,6 +100,19 @@ impl ApiError {
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({"__type": self.kind.name(), "message": self.message})
+    }
+}
+
+impl From<super::sigv4::AuthError> for ApiError {
+    fn from(e: super::sigv4::AuthError) -> Self {
+        use super::sigv4::AuthError as A;
+        let kind = match &e {
+            A::MissingAuthenticationToken => ErrorType::MissingAuthenticationTokenException,
+            A::IncompleteSignature(_) => ErrorType::IncompleteSignatureException,
+            A::InvalidSignature(_) => ErrorType::InvalidSignatureException,
+            A::UnrecognizedClient => ErrorType::UnrecognizedClientException,
+        };
+        Self::new(kind, e.to_string())
     }
 }
 

@@ -6,10 +6,14 @@
 //! the signature over the same raw bytes first) share one dispatcher.
 
 pub mod arn;
+pub mod coverage;
+pub mod credentials;
 pub mod error;
 pub mod http;
 pub mod requests;
 pub mod shapes;
+pub mod sigv4;
+pub mod tcp;
 
 use crate::engine::command::{Command, Page, RunTaskCmd};
 use crate::engine::EngineHandle;
@@ -38,6 +42,9 @@ pub const ACTIONS: &[&str] = &[
     "StopTask",
     "DescribeTasks",
     "ListTasks",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
 ];
 
 /// An answer: HTTP status and JSON body.
@@ -248,6 +255,47 @@ pub fn parse(arns: &Arns, target: Option<&str>, body: &[u8]) -> Result<Command, 
             })
         }
         "ListTasks" => parse_list_tasks(arns, body_of(body)?),
+        "TagResource" => {
+            let r: requests::TagResource = body_of(body)?;
+            let resource = arns.resource_ref(&r.resource_arn)?;
+            if r.tags.is_empty() {
+                return Err(ApiError::invalid("tags: at least one tag"));
+            }
+            taskdef::check_tags(&r.tags, "tags").map_err(|e| ApiError::invalid(e.to_string()))?;
+            Ok(Command::TagResource {
+                resource,
+                tags: r.tags,
+            })
+        }
+        "UntagResource" => {
+            let r: requests::UntagResource = body_of(body)?;
+            let resource = arns.resource_ref(&r.resource_arn)?;
+            if r.tag_keys.is_empty() {
+                return Err(ApiError::invalid("tagKeys: at least one key"));
+            }
+            for (i, k) in r.tag_keys.iter().enumerate() {
+                if k.is_empty() || k.chars().count() > 128 {
+                    return Err(ApiError::invalid(format!(
+                        "tagKeys[{i}]: a tag key is 1-128 characters"
+                    )));
+                }
+                if k.to_ascii_lowercase().starts_with("aws:") {
+                    return Err(ApiError::invalid(format!(
+                        "tagKeys[{i}]: the 'aws:' prefix is reserved"
+                    )));
+                }
+            }
+            Ok(Command::UntagResource {
+                resource,
+                keys: r.tag_keys,
+            })
+        }
+        "ListTagsForResource" => {
+            let r: requests::ListTagsForResource = body_of(body)?;
+            Ok(Command::ListTagsForResource {
+                resource: arns.resource_ref(&r.resource_arn)?,
+            })
+        }
         other => Err(ApiError::new(
             ErrorType::UnknownOperationException,
             format!("Unknown operation {other}"),
@@ -348,12 +396,20 @@ fn parse_run_task(arns: &Arns, r: requests::RunTask) -> Result<Command, ApiError
             "enableExecuteCommand",
             r.enable_execute_command == Some(true),
         ),
+        (
+            "enableECSManagedTags",
+            r.enable_ecs_managed_tags == Some(true),
+        ),
+        ("referenceId", r.reference_id.is_some()),
     ] {
         if set {
             return Err(ApiError::invalid(format!(
                 "{field}: not supported by berth"
             )));
         }
+    }
+    if let Some(o) = &r.overrides {
+        check_overrides(o)?;
     }
     let count = r.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
@@ -397,6 +453,20 @@ fn parse_run_task(arns: &Arns, r: requests::RunTask) -> Result<Command, ApiError
         }
     }
     taskdef::check_tags(&r.tags, "tags").map_err(|e| ApiError::invalid(e.to_string()))?;
+    let propagate_definition_tags = match r.propagate_tags.as_deref() {
+        None | Some("NONE") => false,
+        Some("TASK_DEFINITION") => true,
+        Some("SERVICE") => {
+            return Err(ApiError::invalid(
+                "propagateTags: SERVICE: berth has no services (TASK_DEFINITION or NONE)",
+            ))
+        }
+        Some(o) => {
+            return Err(ApiError::invalid(format!(
+                "propagateTags: '{o}' is not TASK_DEFINITION, SERVICE or NONE"
+            )))
+        }
+    };
     let network = r
         .network_configuration
         .and_then(|n| n.awsvpc_configuration)
@@ -415,7 +485,44 @@ fn parse_run_task(arns: &Arns, r: requests::RunTask) -> Result<Command, ApiError
         group: r.group,
         tags: r.tags,
         client_token: r.client_token,
+        propagate_definition_tags,
     })))
+}
+
+/// Override members berth cannot honour are refused by name, never dropped.
+fn check_overrides(o: &requests::TaskOverride) -> Result<(), ApiError> {
+    for (field, set) in [
+        ("ephemeralStorage", o.ephemeral_storage.is_some()),
+        (
+            "inferenceAcceleratorOverrides",
+            // An empty list (as DescribeTasks shows it) asks for nothing.
+            o.inference_accelerator_overrides
+                .as_ref()
+                .is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())),
+        ),
+    ] {
+        if set {
+            return Err(ApiError::invalid(format!(
+                "overrides.{field}: not supported by berth"
+            )));
+        }
+    }
+    for (i, c) in o.container_overrides.iter().enumerate() {
+        for (field, set) in [
+            ("cpu", c.cpu.is_some()),
+            ("memory", c.memory.is_some()),
+            ("memoryReservation", c.memory_reservation.is_some()),
+            ("environmentFiles", c.environment_files.is_some()),
+            ("resourceRequirements", c.resource_requirements.is_some()),
+        ] {
+            if set {
+                return Err(ApiError::invalid(format!(
+                    "overrides.containerOverrides[{i}].{field}: not supported by berth (override the task's cpu/memory instead)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn network_request(c: requests::AwsVpcConfiguration) -> Result<NetworkRequest, ApiError> {

@@ -200,3 +200,26 @@ pub struct ListTasks {
     pub launch_type: Option<String>,
     pub daemon_name: Option<String>,
 }
+
+/// TagResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagResource {
+    pub resource_arn: String,
+    pub tags: Vec<Tag>,
+}
+
+/// UntagResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UntagResource {
+    pub resource_arn: String,
+    pub tag_keys: Vec<String>,
+}
+
+/// ListTagsForResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListTagsForResource {
+    pub resource_arn: String,
+}

@@ -179,8 +179,8 @@ fn pages() {
 #[test]
 fn docs_list_every_action() {
     let doc = include_str!("../../../docs/ecs-api.md");
-    let listed: Vec<&str> = doc
-        .lines()
+    let listed: Vec<&str> = super::coverage::tests::section(doc, "## Actions")
+        .into_iter()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())
         .collect();

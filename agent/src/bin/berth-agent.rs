@@ -10,7 +10,7 @@ use std::process::ExitCode;
 #[command(name = "berth-agent", version)]
 struct Cli {
     /// TOML file with the same keys as the flags (`root`, `socket`, `netd_socket`, `runtime`,
-    /// `runtime_root`, `region`, `account_id`); flags win.
+    /// `runtime_root`, `region`, `account_id`, `ecs_listen`, `credentials`); flags win.
     #[arg(long)]
     config: Option<PathBuf>,
     /// State root (agent.db, images, task bundles). Default /var/lib/berth.
@@ -34,6 +34,14 @@ struct Cli {
     /// Account id in ARNs. Default 123456789012.
     #[arg(long)]
     account_id: Option<String>,
+    /// Also serve the ECS API with AWS SigV4 on this loopback address (e.g. 127.0.0.1:8080),
+    /// for the aws CLI and SDKs with --endpoint-url. Off by default; needs --credentials.
+    #[arg(long, value_name = "ADDR:PORT")]
+    ecs_listen: Option<std::net::SocketAddr>,
+    /// The access keys for --ecs-listen: a file in ~/.aws/credentials format, owned by root,
+    /// mode 0600 (one [profile] per key pair; aws_session_token optional).
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Sub>,
 }
@@ -69,6 +77,8 @@ fn main() -> ExitCode {
             runtime_root: cli.runtime_root,
             region: cli.region,
             account_id: cli.account_id,
+            ecs_listen: cli.ecs_listen,
+            credentials: cli.credentials,
         };
         let config = daemon::Config::resolve(flags, file)?;
         let rt = tokio::runtime::Runtime::new().map_err(daemon::DaemonError::AsyncRuntime)?;

@@ -2,6 +2,7 @@
 //! already parsed and validated; the engine only checks what needs state (does the cluster
 //! exist, which revision is latest).
 
+use crate::api::arn::Resource;
 use crate::api::requests::TaskOverride;
 use crate::model::NetworkRequest;
 use crate::store::TaskFilter;
@@ -42,6 +43,8 @@ pub struct RunTaskCmd {
     pub tags: Vec<Tag>,
     /// Idempotency token.
     pub client_token: Option<String>,
+    /// `propagateTags: TASK_DEFINITION`: the definition's tags go onto the tasks too.
+    pub propagate_definition_tags: bool,
 }
 
 /// One ECS action.
@@ -135,5 +138,24 @@ pub enum Command {
         filter: TaskFilter,
         /// Page.
         page: Page,
+    },
+    /// TagResource.
+    TagResource {
+        /// What to tag.
+        resource: Resource,
+        /// Tags to add or replace.
+        tags: Vec<Tag>,
+    },
+    /// UntagResource.
+    UntagResource {
+        /// What to untag.
+        resource: Resource,
+        /// Keys to remove.
+        keys: Vec<String>,
+    },
+    /// ListTagsForResource.
+    ListTagsForResource {
+        /// Whose tags.
+        resource: Resource,
     },
 }

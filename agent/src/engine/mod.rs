@@ -14,6 +14,7 @@ pub mod seams;
 pub mod security;
 pub mod shutdown;
 pub mod supervisor;
+mod tags;
 mod tasks;
 
 use crate::api::arn::Arns;
@@ -137,10 +138,15 @@ impl Engine {
                 include_tags,
             } => self.describe_tasks(&cluster, &tasks, include_tags),
             Command::ListTasks { filter, page } => self.list_tasks(&filter, page),
+            cmd @ (Command::TagResource { .. }
+            | Command::UntagResource { .. }
+            | Command::ListTagsForResource { .. }) => self.handle_tags(cmd),
             other => self.handle_definitions(other),
         }
     }
 }
 
+#[cfg(test)]
+mod ecs_api_tests;
 #[cfg(test)]
 mod tests;

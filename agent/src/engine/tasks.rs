@@ -57,6 +57,11 @@ impl Engine {
                 )));
             }
         }
+        let tags = if run.propagate_definition_tags {
+            super::tags::merge(&td.tags, &run.tags)
+        } else {
+            run.tags.clone()
+        };
         let now = now_epoch();
         let overrides = serde_json::to_value(&run.overrides).unwrap_or(Value::Null);
         let mut records = Vec::with_capacity(run.count);
@@ -104,7 +109,7 @@ impl Engine {
                 cpu: cpu.clone(),
                 memory: memory.clone(),
                 overrides: overrides.clone(),
-                tags: run.tags.clone(),
+                tags: tags.clone(),
                 version: 1,
             });
         }

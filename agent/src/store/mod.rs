@@ -11,6 +11,7 @@
 //! Each row keeps its record as JSON next to the columns queries filter on, so the schema
 //! does not churn with every field the lifecycle learns to track.
 
+mod tags;
 mod tasks;
 
 pub use tasks::TaskFilter;
@@ -113,6 +114,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY, cluster TEXT NOT NULL, family TEXT NOT NULL, desired TEXT NOT NULL,
     last_status TEXT NOT NULL, started_by TEXT, created_at REAL NOT NULL, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, created_at);
+CREATE TABLE IF NOT EXISTS task_tags (id TEXT PRIMARY KEY, tags TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS client_tokens (
     token TEXT PRIMARY KEY, cluster TEXT NOT NULL, task_ids TEXT NOT NULL, created_at REAL NOT NULL);
 ";

@@ -99,9 +99,14 @@ impl Store {
             })
             .optional()
             .map_err(query(format!("read task {id}")))?;
-        record
-            .map(|r| from_json(&r, &format!("task {id}")))
-            .transpose()
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let mut task: TaskRecord = from_json(&record, &format!("task {id}"))?;
+        if let Some(tags) = Store::task_tags(&conn, id)? {
+            task.tags = tags;
+        }
+        Ok(Some(task))
     }
 
     /// Task ids matching `filter`, oldest first.
