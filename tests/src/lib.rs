@@ -8,6 +8,7 @@
 // A test-support library: a failed setup step panics, which is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod aws;
 pub mod clients;
 pub mod env;
 pub mod guard;
