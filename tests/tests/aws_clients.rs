@@ -47,7 +47,7 @@ fn start(guard: &mut Cleanup, role: &str, cidr: &str) -> (agent_support::Env, Cl
     std::fs::write(
         &creds,
         format!(
-            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n[other]\naws_access_key_id = AKIDBERTHTEST0002\naws_secret_access_key = another-secret\n",
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n[other]\naws_access_key_id = AKIDBERTHTEST0002\naws_secret_access_key = another-secret\n\n[temporary]\naws_access_key_id = ASIABERTHTEST0003\naws_secret_access_key = temp-secret\naws_session_token = FQoGZXIvYXdzEXAMPLETOKEN==\n",
             k.id, k.secret
         ),
     )
@@ -274,6 +274,20 @@ fn aws_cli_drives_a_two_container_fargate_task_and_unsigned_requests_run_nothing
     assert!(other.json()["clusterArns"]
         .to_string()
         .contains("cluster/demo"));
+    // A key with a session token: signed with it, accepted; without it or with another,
+    // refused as AWS refuses an unknown token.
+    let temp = [
+        ("AWS_ACCESS_KEY_ID", "ASIABERTHTEST0003"),
+        ("AWS_SECRET_ACCESS_KEY", "temp-secret"),
+    ];
+    let mut with_token = temp.to_vec();
+    with_token.push(("AWS_SESSION_TOKEN", "FQoGZXIvYXdzEXAMPLETOKEN=="));
+    aws.aws_with(&["ecs", "list-clusters"], &with_token).json();
+    aws.aws_with(&["ecs", "list-clusters"], &temp)
+        .error("UnrecognizedClientException", "ListClusters");
+    with_token[2].1 = "AnotherToken";
+    aws.aws_with(&["ecs", "list-clusters"], &with_token)
+        .error("UnrecognizedClientException", "ListClusters");
 
     // Acceptance 1: run-task with --network-configuration and --overrides, the waiters, describe.
     let overrides = json!({"containerOverrides": [{"name": "web",
@@ -676,6 +690,17 @@ fn aws_cli_drives_a_two_container_fargate_task_and_unsigned_requests_run_nothing
         reasons[1].starts_with("ResourceInitializationError"),
         "{reasons:?}"
     );
+    // Refusals were logged, but never a signature or a secret.
+    let log = std::fs::read_to_string(dir.join("agent-ecs.log")).unwrap();
+    assert!(log.contains("ECS request refused"), "{log}");
+    for secret in [
+        "Signature=",
+        &k.secret,
+        "temp-secret",
+        "FQoGZXIvYXdzEXAMPLETOKEN",
+    ] {
+        assert!(!log.contains(secret), "the agent log shows `{secret}`");
+    }
     drop(env);
 }
 
