@@ -9,6 +9,7 @@ pub mod command;
 pub mod fakes;
 pub mod health;
 pub mod lifecycle;
+mod pidfd;
 pub mod real;
 pub mod seams;
 pub mod security;

@@ -193,14 +193,32 @@ impl Runtime for RuntimeCli {
     }
     fn wait(&self, a: WaitArgs) -> BoxFuture<'_, Result<Exit, SeamError>> {
         Box::pin(async move {
-            // The shim's exit file is the truth; `state` tells when to stop waiting for it.
+            // The shim's exit file is the truth. Until it appears, sleep on init's pidfd (no
+            // polling: a hundred idle tasks cost nothing); once init is gone the shim writes
+            // the file right after reaping it.
+            if let Some(exit) = exit_of(&a.bundle) {
+                return Ok(exit);
+            }
+            if let Some(pidfd) = init_pidfd(&a.bundle) {
+                // Opened before the file was looked at again: if init had already exited and
+                // its pid were reused, the exit file would be there by now.
+                if let Some(exit) = exit_of(&a.bundle) {
+                    return Ok(exit);
+                }
+                super::pidfd::exited(pidfd).await;
+                for _ in 0..SHIM_GRACE_POLLS {
+                    if let Some(exit) = exit_of(&a.bundle) {
+                        return Ok(exit);
+                    }
+                    tokio::time::sleep(SHIM_GRACE_POLL).await;
+                }
+            }
+            // No shim (adopted from an older agent) or it died: `state` tells when to stop
+            // waiting for the file; the code is then unknown.
             let mut gone_polls = 0;
             loop {
-                if let Some(exit) = crate::shim::read_exit(&a.bundle) {
-                    return Ok(Exit {
-                        code: exit.code,
-                        is_oom: exit.is_oom,
-                    });
+                if let Some(exit) = exit_of(&a.bundle) {
+                    return Ok(exit);
                 }
                 let is_gone = match self.state_of(&a.id).await {
                     Ok((s, _)) => s.status == RuntimeStatus::Stopped,
@@ -209,7 +227,6 @@ impl Runtime for RuntimeCli {
                 };
                 if is_gone {
                     gone_polls += 1;
-                    // No shim (adopted from an older agent) or it died: the code is unknown.
                     if gone_polls > 10 {
                         return Ok(Exit {
                             code: None,
@@ -221,6 +238,44 @@ impl Runtime for RuntimeCli {
             }
         })
     }
+}
+
+/// After init exited, how long to wait for its shim to write the exit file.
+const SHIM_GRACE_POLL: Duration = Duration::from_millis(5);
+const SHIM_GRACE_POLLS: u32 = 400;
+
+fn exit_of(bundle: &std::path::Path) -> Option<Exit> {
+    crate::shim::read_exit(bundle).map(|e| Exit {
+        code: e.code,
+        is_oom: e.is_oom,
+    })
+}
+
+/// A pidfd on the container's init (`<bundle>/init.pid`), when that process still lives and
+/// is in the container's cgroup (config.json's `linux.cgroupsPath`), so a reused pid is not
+/// mistaken for it.
+fn init_pidfd(bundle: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
+    let pid: i32 = std::fs::read_to_string(bundle.join("init.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let fd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid)?,
+        rustix::process::PidfdFlags::NONBLOCK,
+    )
+    .ok()?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    let cgroup = config["linux"]["cgroupsPath"].as_str()?.to_owned();
+    let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    // v1 lines `N:controller:/path`, v2 `0::/path`; the runtime may nest below the path.
+    let is_member = membership.lines().any(|l| {
+        l.splitn(3, ':')
+            .nth(2)
+            .is_some_and(|p| p == cgroup || p.starts_with(&format!("{cgroup}/")))
+    });
+    is_member.then_some(fd)
 }
 
 /// The `images` library.

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::store::Store;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -45,6 +45,11 @@ async fn timed<T>(
     tokio::time::timeout(after, f)
         .await
         .unwrap_or(Err(SeamError::Timeout { what, after }))
+}
+
+/// Milliseconds, for step timings in logs.
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// The definition's process settings with RunTask's `containerOverrides` for this container
@@ -167,9 +172,18 @@ impl Supervisor {
         self.cmds = Some(cmds);
         loop {
             if let Some(action) = next_action(&self.task, now_epoch()) {
-                tracing::debug!(task = %self.task.id, ?action, "lifecycle step");
-                self.perform(action).await;
+                let started = Instant::now();
+                self.perform(action.clone()).await;
+                let performed = started.elapsed();
                 self.record();
+                // Where the time goes (bench/agent.sh reads these with RUST_LOG=debug).
+                tracing::debug!(
+                    task = %self.task.id,
+                    ?action,
+                    perform_ms = ms(performed),
+                    record_ms = ms(started.elapsed() - performed),
+                    "lifecycle step"
+                );
                 continue;
             }
             if self.task.is_stopped() {
@@ -398,11 +412,14 @@ impl Supervisor {
 
     async fn create(&mut self, i: usize) {
         let id = format!("berth-{}-{i}", self.task.id);
+        // An id already recorded means an earlier attempt (before a crash) may have left a
+        // container of that id behind.
+        let may_exist = self.task.containers[i].runtime_id.is_some();
         // Write-ahead: the id is on disk before the runtime knows it, so a restarted agent can
         // find (and delete) a container created just before a crash.
         self.task.containers[i].runtime_id = Some(id.clone());
         self.record();
-        match self.create_container(i, &id).await {
+        match self.create_container(i, &id, may_exist).await {
             Ok(()) => {
                 self.task.containers[i].status = ContainerStatus::Created;
                 self.task.containers[i].created_at = Some(now_epoch());
@@ -415,47 +432,52 @@ impl Supervisor {
         }
     }
 
-    async fn create_container(&mut self, i: usize, id: &str) -> Result<(), SeamError> {
+    async fn create_container(
+        &mut self,
+        i: usize,
+        id: &str,
+        may_exist: bool,
+    ) -> Result<(), SeamError> {
         let runtime = self.seams.runtime.clone();
         let images = self.seams.images.clone();
-        // A leftover from a crash between the write-ahead and here: remove it first.
-        timed(
-            format!("delete {id}"),
-            CALL_TIMEOUT,
-            runtime.delete(DeleteArgs {
+        let started = Instant::now();
+        if may_exist {
+            // A leftover from a crash between the write-ahead and the create: remove it.
+            let args = DeleteArgs {
                 id: id.into(),
                 force: true,
-            }),
-        )
-        .await?;
+            };
+            timed(format!("delete {id}"), CALL_TIMEOUT, runtime.delete(args)).await?;
+        }
         let spec = self.task.containers[i].spec.clone();
-        let process = process_overrides(&spec, &self.task.overrides);
         let rootfs_args = RootfsArgs {
             image: spec.image.clone(),
             key: id.into(),
-            process,
+            process: process_overrides(&spec, &self.task.overrides),
         };
-        let rootfs = timed(
-            format!("rootfs of {id}"),
-            CALL_TIMEOUT,
-            images.create_rootfs(rootfs_args),
-        )
-        .await?;
         // The task cgroup (with the task's hard limits) before any container goes in it.
-        let cgroups = self.seams.cgroups.clone();
-        let task_memory_mib = self.task.memory.as_deref().and_then(|m| m.parse().ok());
-        let task_cpu_units = self.task.cpu.as_deref().and_then(|c| c.parse().ok());
         let cgroup_args = TaskCgroupArgs {
             task: self.task.id.clone(),
-            memory_mib: task_memory_mib,
-            cpu_units: task_cpu_units,
+            memory_mib: self.task.memory.as_deref().and_then(|m| m.parse().ok()),
+            cpu_units: self.task.cpu.as_deref().and_then(|c| c.parse().ok()),
         };
-        timed(
-            format!("task cgroup of {}", self.task.id),
-            CALL_TIMEOUT,
-            cgroups.create(cgroup_args),
-        )
-        .await?;
+        let cgroups = self.seams.cgroups.clone();
+        // Independent of each other: the rootfs and the task cgroup are made at once.
+        let (rootfs, cgroup) = tokio::join!(
+            timed(
+                format!("rootfs of {id}"),
+                CALL_TIMEOUT,
+                images.create_rootfs(rootfs_args)
+            ),
+            timed(
+                format!("task cgroup of {}", self.task.id),
+                CALL_TIMEOUT,
+                cgroups.create(cgroup_args)
+            ),
+        );
+        let rootfs = rootfs?;
+        cgroup?;
+        let prepared = started.elapsed();
         let dir = self.seams.tasks_dir.join(&self.task.id).join(&spec.name);
         let eni = self.task.eni.clone();
         let input = bundle::BundleInput {
@@ -468,12 +490,21 @@ impl Supervisor {
             task: &self.task.id,
         };
         bundle::write(&dir, &input)?;
+        let written = started.elapsed();
         let args = CreateArgs {
             id: id.into(),
             bundle: dir.clone(),
             pid_file: dir.join("init.pid"),
         };
-        timed(format!("create {id}"), CALL_TIMEOUT, runtime.create(args)).await
+        timed(format!("create {id}"), CALL_TIMEOUT, runtime.create(args)).await?;
+        tracing::debug!(
+            container = %id,
+            rootfs_and_cgroup_ms = ms(prepared),
+            bundle_ms = ms(written - prepared),
+            runtime_create_ms = ms(started.elapsed() - written),
+            "container created"
+        );
+        Ok(())
     }
 
     async fn start(&mut self, i: usize) {
