@@ -149,7 +149,12 @@ fn provisioning_runs_in_a_debian_12_root_and_a_broken_step_fails() {
         );
     }
     assert!(!out.contains("FAILED"), "{}", tail(&out, 30));
-    eprintln!("{}", tail(&out, 8));
+    if let Some(at) = out.find("== berth box summary") {
+        eprintln!(
+            "{}",
+            out[at..].lines().take(6).collect::<Vec<_>>().join("\n")
+        );
+    }
     assert!(out.contains("hello from berth httpd"), "the demo page");
 
     // What the box got, read from outside the root.
