@@ -44,6 +44,10 @@ pub struct FileConfig {
     pub ecs_listen: Option<SocketAddr>,
     /// Its access keys, a file in `~/.aws/credentials` format (root-owned, mode 0600).
     pub credentials: Option<PathBuf>,
+    /// The most one container log file holds before it rotates, bytes (default 10 MiB).
+    pub log_max_bytes: Option<u64>,
+    /// How many log files each container keeps, the live one included (default 3).
+    pub log_max_files: Option<u32>,
 }
 
 /// Everything the daemon runs with.
@@ -63,6 +67,8 @@ pub struct Config {
     pub arns: Arns,
     /// The SigV4 TCP endpoint and its credentials file, when turned on.
     pub ecs_listen: Option<(SocketAddr, PathBuf)>,
+    /// Container log size cap and rotation, for new tasks.
+    pub log_limits: crate::logs::LogLimits,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -185,6 +191,19 @@ impl Config {
                 )))
             }
         };
+        let defaults = crate::logs::LogLimits::default();
+        let log_limits = crate::logs::LogLimits {
+            max_bytes: flags
+                .log_max_bytes
+                .or(file.log_max_bytes)
+                .unwrap_or(defaults.max_bytes),
+            max_files: flags
+                .log_max_files
+                .or(file.log_max_files)
+                .unwrap_or(defaults.max_files),
+        }
+        .validate()
+        .map_err(DaemonError::BadValue)?;
         let root = flags
             .root
             .or(file.root)
@@ -207,6 +226,7 @@ impl Config {
                 .or(file.runtime_root)
                 .unwrap_or_else(|| DEFAULT_RUNTIME_ROOT.into()),
             arns: Arns { region, account },
+            log_limits,
             root,
             ecs_listen,
         })
@@ -249,6 +269,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }),
         cgroups: Arc::new(crate::engine::security::TaskCgroupsLib),
         tasks_dir: config.root.join("tasks"),
+        log_limits: config.log_limits,
     };
     let shutdown = CancellationToken::new();
     let listener = bind(&config.socket)?;
@@ -324,6 +345,17 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/tmp/b.sock"));
         assert_eq!(c.arns.region, "eu-west-1");
         assert_eq!(c.runtime_root, PathBuf::from(DEFAULT_RUNTIME_ROOT));
+        assert_eq!(c.log_limits, crate::logs::LogLimits::default());
+        let file: FileConfig =
+            toml::from_str("log_max_bytes = 1048576\nlog_max_files = 5").unwrap();
+        let c = Config::resolve(FileConfig::default(), file).unwrap();
+        assert_eq!(
+            (c.log_limits.max_bytes, c.log_limits.max_files),
+            (1_048_576, 5)
+        );
+        let file: FileConfig = toml::from_str("log_max_files = 0").unwrap();
+        let e = Config::resolve(FileConfig::default(), file).unwrap_err();
+        assert!(e.to_string().contains("log_max_files 0"), "{e}");
     }
 
     #[test]

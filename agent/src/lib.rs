@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod logs;
 pub mod model;
 pub mod shim;
 pub mod store;

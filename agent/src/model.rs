@@ -305,6 +305,9 @@ pub struct TaskRecord {
     pub tags: Vec<crate::taskdef::wire::Tag>,
     /// Bumped on every change.
     pub version: i64,
+    /// How much of each container's output is kept (the agent's config when RunTask came).
+    #[serde(default)]
+    pub log_limits: crate::logs::LogLimits,
 }
 
 impl TaskRecord {

@@ -2,17 +2,26 @@
 //! for podman). It runs `berth-runtime create` as its child while being a child subreaper, so
 //! the container's init is re-parented to it when `create` exits; it reports the create result
 //! on stdout (`ok PID` or `error: MESSAGE`), then waits for init and writes its exit status to
-//! `<bundle>/exit.json` (temp file + rename). The container's stdio is `<bundle>/output.log`.
+//! `<bundle>/exit.json` (temp file + rename). The container's stdout and stderr are pipes the
+//! shim reads: each line becomes a timestamped record in `<bundle>/output.log`, rotated by
+//! size (see [`crate::logs`]). exit.json is written only once both pipes are drained, so a
+//! reader that sees it has seen the whole log.
 //!
 //! Because the shim runs in its own session, killing the agent (even with SIGKILL) leaves it,
 //! and the exit code it records, in place for the restarted agent.
 
+use crate::logs::{
+    format_record, rfc3339_nanos, LineSplitter, LogLimits, RotatingWriter, Stream, LIVE_LOG,
+};
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 /// What the shim needs.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,6 +38,12 @@ pub struct ShimArgs {
     /// The container id.
     #[arg(long)]
     pub id: String,
+    /// The most one log file holds before it rotates, bytes.
+    #[arg(long, default_value_t = LogLimits::default().max_bytes)]
+    pub log_max_bytes: u64,
+    /// How many log files are kept, the live one included.
+    #[arg(long, default_value_t = LogLimits::default().max_files)]
+    pub log_max_files: u32,
 }
 
 /// The file the shim writes when init exits.
@@ -119,6 +134,63 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
+/// Copy one stream into the log, a record per line, until every writer of it is gone.
+fn pump(from: OwnedFd, stream: Stream, log: Arc<Mutex<RotatingWriter>>, done: mpsc::Sender<()>) {
+    let mut from = std::fs::File::from(from);
+    let mut splitter = LineSplitter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let write = |parts: Vec<(bool, Vec<u8>)>| {
+        let now = rfc3339_nanos(SystemTime::now());
+        if let Ok(mut w) = log.lock() {
+            for (is_partial, content) in parts {
+                // A full disk loses lines; the container must not block on its output.
+                let _ = w.write_record(&format_record(&now, stream, is_partial, &content));
+            }
+        }
+    };
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => write(splitter.push(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    write(splitter.finish().into_iter().collect());
+    let _ = done.send(());
+}
+
+/// Pipes for the container's stdout and stderr, each read by a [`pump`] thread. Returns the
+/// write ends (for the runtime's `create`) and the receiver the pumps signal when done.
+fn start_pumps(
+    log: &Arc<Mutex<RotatingWriter>>,
+) -> Result<(OwnedFd, OwnedFd, mpsc::Receiver<()>), String> {
+    let (tx, rx) = mpsc::channel();
+    let mut writers = Vec::new();
+    for stream in [Stream::Stdout, Stream::Stderr] {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| format!("creating the {} pipe: {e}", stream.as_str()))?;
+        let (log, tx) = (log.clone(), tx.clone());
+        std::thread::spawn(move || pump(r, stream, log, tx));
+        writers.push(w);
+    }
+    let err = writers.pop().ok_or("no stderr pipe")?;
+    let out = writers.pop().ok_or("no stdout pipe")?;
+    Ok((out, err, rx))
+}
+
+/// Wait for both pumps, but not forever (the agent waits about as long for the exit file): a
+/// process that escaped the container's pid namespace could hold a pipe open.
+fn drain(done: &mpsc::Receiver<()>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if done.recv_timeout(left).is_err() {
+            return;
+        }
+    }
+}
+
 /// Run the shim (the `berth-agent shim` subcommand).
 pub fn run(a: &ShimArgs) -> ExitCode {
     // Its own session: signals to the agent's process group or terminal do not reach it.
@@ -127,22 +199,27 @@ pub fn run(a: &ShimArgs) -> ExitCode {
         say(&format!("error: becoming a child subreaper: {e}"));
         return ExitCode::FAILURE;
     }
-    let output = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(a.bundle.join("output.log"))
-    {
-        Ok(f) => f,
+    let limits = LogLimits {
+        max_bytes: a.log_max_bytes,
+        max_files: a.log_max_files,
+    };
+    let log = match RotatingWriter::open(&a.bundle, LIVE_LOG, limits) {
+        Ok(w) => Arc::new(Mutex::new(w)),
         Err(e) => {
-            say(&format!("error: opening output.log: {e}"));
+            say(&format!("error: opening {LIVE_LOG}: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    let (out2, pid_file) = (output.try_clone(), a.bundle.join("init.pid"));
-    let Ok(out2) = out2 else {
-        say("error: duplicating the output.log handle");
-        return ExitCode::FAILURE;
+    let (out, err, pumps) = match start_pumps(&log) {
+        Ok(p) => p,
+        Err(e) => {
+            say(&format!("error: {e}"));
+            return ExitCode::FAILURE;
+        }
     };
+    let pid_file = a.bundle.join("init.pid");
+    // The Command (and with it the shim's copies of the write ends) is gone after this
+    // statement: only the container holds them, so the pumps see EOF when it is gone.
     let status = Command::new(&a.runtime)
         .arg("--root")
         .arg(&a.runtime_root)
@@ -154,8 +231,8 @@ pub fn run(a: &ShimArgs) -> ExitCode {
         .arg(&pid_file)
         .arg(&a.id)
         .stdin(Stdio::null())
-        .stdout(output)
-        .stderr(out2)
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
         .status();
     let status = match status {
         Ok(s) => s,
@@ -180,6 +257,7 @@ pub fn run(a: &ShimArgs) -> ExitCode {
     };
     say(&format!("ok {init}"));
     let code = wait_for(Pid::from_raw(init));
+    drain(&pumps);
     let is_oom = code == Some(137) && was_oom_killed(&a.bundle);
     if write_exit(&a.bundle, init, code, is_oom).is_err() {
         return ExitCode::FAILURE;

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 #[command(name = "berth-agent", version)]
 struct Cli {
     /// TOML file with the same keys as the flags (`root`, `socket`, `netd_socket`, `runtime`,
-    /// `runtime_root`, `region`, `account_id`, `ecs_listen`, `credentials`); flags win.
+    /// `runtime_root`, `region`, `account_id`, `ecs_listen`, `credentials`, `log_max_bytes`,
+    /// `log_max_files`); flags win.
     #[arg(long)]
     config: Option<PathBuf>,
     /// State root (agent.db, images, task bundles). Default /var/lib/berth.
@@ -42,6 +43,12 @@ struct Cli {
     /// mode 0600 (one [profile] per key pair; aws_session_token optional).
     #[arg(long, value_name = "FILE")]
     credentials: Option<PathBuf>,
+    /// The most one container log file holds before it rotates, bytes. Default 10485760.
+    #[arg(long)]
+    log_max_bytes: Option<u64>,
+    /// How many log files each container keeps, the live one included. Default 3.
+    #[arg(long)]
+    log_max_files: Option<u32>,
     #[command(subcommand)]
     cmd: Option<Sub>,
 }
@@ -79,6 +86,8 @@ fn main() -> ExitCode {
             account_id: cli.account_id,
             ecs_listen: cli.ecs_listen,
             credentials: cli.credentials,
+            log_max_bytes: cli.log_max_bytes,
+            log_max_files: cli.log_max_files,
         };
         let config = daemon::Config::resolve(flags, file)?;
         let rt = tokio::runtime::Runtime::new().map_err(daemon::DaemonError::AsyncRuntime)?;

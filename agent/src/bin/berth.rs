@@ -50,7 +50,7 @@ enum Cmd {
     /// Stop a task (SIGTERM, stopTimeout, SIGKILL).
     Stop(cli::task::StopArgs),
     /// Print a task's container output.
-    Logs(cli::task::LogsArgs),
+    Logs(cli::logs::LogsArgs),
     /// Run a command in a running task's container (ECS Exec, locally).
     Exec(cli::exec::ExecArgs),
 }
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Cmd::Ps(a) => cli::task::ps(a, &ctx),
         Cmd::Describe(a) => cli::task::describe(a, &ctx),
         Cmd::Stop(a) => cli::task::stop(a, &ctx),
-        Cmd::Logs(a) => cli::task::logs(a, &ctx),
+        Cmd::Logs(a) => cli::logs::logs(a, &ctx),
         Cmd::Exec(a) => cli::exec::exec(a, &ctx),
     };
     match result {

@@ -4,6 +4,7 @@ pub mod client;
 pub mod console;
 pub mod exec;
 pub mod image;
+pub mod logs;
 pub mod net;
 pub mod task;
 

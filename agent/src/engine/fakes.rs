@@ -92,6 +92,7 @@ impl Fake {
             network: self.clone(),
             cgroups: self.clone(),
             tasks_dir,
+            log_limits: crate::logs::LogLimits::default(),
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct CreateArgs {
     pub bundle: PathBuf,
     /// Where the runtime writes the init pid.
     pub pid_file: PathBuf,
+    /// The size cap and file count of the container's output log.
+    pub log_limits: crate::logs::LogLimits,
 }
 
 /// `berth-runtime start ID`.
@@ -334,4 +336,6 @@ pub struct Seams {
     pub cgroups: std::sync::Arc<dyn TaskCgroups>,
     /// Where task bundles go: `<root>/tasks`.
     pub tasks_dir: PathBuf,
+    /// The log limits new tasks get (each task keeps the ones it started with).
+    pub log_limits: crate::logs::LogLimits,
 }

@@ -92,19 +92,25 @@ pub fn logs_dir(seams: &Seams, task: &str) -> std::path::PathBuf {
     root.join("logs").join(task)
 }
 
-/// Move `<bundle>/output.log` to `<logs>/<container>.log` before the bundle goes.
+/// Move `<bundle>/output.log` and its rotated files (`output.log.N`) to
+/// `<logs>/<container>.log[.N]` before the bundle goes.
 fn keep_log(
     bundle: &std::path::Path,
     logs: &std::path::Path,
     container: &str,
 ) -> Result<(), String> {
-    let from = bundle.join("output.log");
-    if !from.exists() {
+    let files = crate::logs::log_files(bundle, crate::logs::LIVE_LOG);
+    if files.is_empty() {
         return Ok(());
     }
     std::fs::create_dir_all(logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
-    let to = logs.join(format!("{container}.log"));
-    std::fs::rename(&from, &to).map_err(|e| format!("keeping {}: {e}", from.display()))
+    for from in files {
+        let name = from.file_name().unwrap_or_default().to_string_lossy();
+        let suffix = name.strip_prefix(crate::logs::LIVE_LOG).unwrap_or("");
+        let to = logs.join(format!("{container}.log{suffix}"));
+        std::fs::rename(&from, &to).map_err(|e| format!("keeping {}: {e}", from.display()))?;
+    }
+    Ok(())
 }
 
 /// The next command, or never when there is no receiver (before `run`).
@@ -495,6 +501,7 @@ impl Supervisor {
             id: id.into(),
             bundle: dir.clone(),
             pid_file: dir.join("init.pid"),
+            log_limits: self.task.log_limits,
         };
         timed(format!("create {id}"), CALL_TIMEOUT, runtime.create(args)).await?;
         tracing::debug!(

@@ -111,6 +111,7 @@ impl Engine {
                 overrides: overrides.clone(),
                 tags: tags.clone(),
                 version: 1,
+                log_limits: self.seams.log_limits,
             });
         }
         self.store

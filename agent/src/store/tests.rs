@@ -37,6 +37,7 @@ fn task(id: &str, cluster: &str, family: &str, started_by: Option<&str>) -> Task
         overrides: serde_json::Value::Null,
         tags: vec![],
         version: 1,
+        log_limits: Default::default(),
     }
 }
 

@@ -91,6 +91,7 @@ fn task(
         overrides: serde_json::Value::Null,
         tags: vec![],
         version: 1,
+        log_limits: Default::default(),
     }
 }
 
