@@ -28,8 +28,14 @@ PN=${id}p   # the peer's host
 mkdir -p "$dir/netns"
 netd_pid=
 cleanup() {
-  [ -n "$netd_pid" ] && kill -9 "$netd_pid" 2>/dev/null && wait "$netd_pid" 2>/dev/null || true
-  for f in "$dir"/netns/*; do [ -e "$f" ] && umount -l "$f" 2>/dev/null; done
+  # SIGTERM first: netd then removes the namespaces it made ahead of time.
+  if [ -n "$netd_pid" ] && kill "$netd_pid" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$netd_pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$netd_pid" 2>/dev/null; wait "$netd_pid" 2>/dev/null || true
+  fi
+  for f in $(awk -v d="$dir/" -v r="$rundir/" 'index($5, d) == 1 || index($5, r) == 1 {print $5}' /proc/self/mountinfo); do
+    umount -l "$f" 2>/dev/null
+  done
   for n in $(ip netns list | awk '{print $1}' | grep "^${id}"); do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$dir" "$rundir"
 }

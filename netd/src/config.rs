@@ -22,6 +22,8 @@ pub struct ConfigFile {
     pub run_dir: Option<PathBuf>,
     /// Where task netns are bind-mounted.
     pub netns_dir: Option<PathBuf>,
+    /// How many task namespaces to keep made ahead of time (0 turns the pool off).
+    pub netns_pool: Option<usize>,
     /// The nft table (family inet) netd owns.
     pub table: Option<String>,
     /// The `nft` binary; when set it is run for every change instead of libnftables
@@ -134,6 +136,8 @@ pub struct Config {
     pub is_netns_dir_explicit: bool,
     /// The netns directory.
     pub netns_dir: PathBuf,
+    /// Namespaces kept ready for attaches (`pool`).
+    pub netns_pool: usize,
     /// The nft table name (family inet).
     pub table: String,
     /// The nft binary.
@@ -163,6 +167,9 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/berth/netd";
 pub const DEFAULT_RUN_DIR: &str = "/run/berth/netd";
 /// The default netns directory.
 pub const DEFAULT_NETNS_DIR: &str = "/run/berth/netns";
+/// Namespaces made ahead of time: enough for the next attaches of a steady stream, few
+/// enough that an idle host keeps almost nothing extra.
+pub const DEFAULT_NETNS_POOL: usize = 2;
 /// The default table.
 pub const DEFAULT_TABLE: &str = "berth";
 
@@ -251,6 +258,7 @@ impl Config {
             is_netns_dir_explicit: file.netns_dir.is_some(),
             run_dir: file.run_dir.unwrap_or_else(|| DEFAULT_RUN_DIR.into()),
             netns_dir: file.netns_dir.unwrap_or_else(|| DEFAULT_NETNS_DIR.into()),
+            netns_pool: file.netns_pool.unwrap_or(DEFAULT_NETNS_POOL),
             table,
             is_nft_binary_forced: file.nft.is_some(),
             nft: file.nft.unwrap_or_else(|| "nft".into()),

@@ -49,6 +49,8 @@ pub struct Engine {
     pub(crate) host: Rtnl,
     /// In-process libnftables, when loaded; else each change runs the `nft` binary.
     pub(crate) nft_lib: std::cell::RefCell<Option<Libnftables>>,
+    /// Namespaces made ahead of time.
+    pub(crate) pool: Option<crate::pool::NetnsPool>,
 }
 
 impl Engine {

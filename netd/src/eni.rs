@@ -224,7 +224,12 @@ impl Engine {
         let recorded = started.elapsed();
 
         let path = self.netns_path(&rec.name);
-        let (ns_file, mut ns) = netns::create(&path).map_err(|f| NetdError::Netns {
+        let pooled = self.pool.as_ref().and_then(|p| p.take());
+        let made = match pooled {
+            Some(ready) => ready.claim(&path),
+            None => netns::create(&path),
+        };
+        let (ns_file, mut ns) = made.map_err(|f| NetdError::Netns {
             op: f.op,
             path: path.clone(),
             source: f.source,

@@ -22,6 +22,8 @@ pub mod ipam;
 #[cfg(feature = "daemon")]
 pub mod model;
 #[cfg(feature = "daemon")]
+pub mod pool;
+#[cfg(feature = "daemon")]
 pub mod reconcile;
 #[cfg(feature = "daemon")]
 pub mod server;

@@ -54,6 +54,7 @@ impl Engine {
             combos: HashSet::new(),
             host,
             nft_lib: std::cell::RefCell::new(None),
+            pool: None,
         };
         if !engine.cfg.is_nft_binary_forced {
             *engine.nft_lib.borrow_mut() = crate::sys::libnftables::Libnftables::open();
@@ -67,6 +68,7 @@ impl Engine {
         engine.load_groups()?;
         let report = engine.load_enis()?;
         engine.rebuild_table()?;
+        engine.pool = Some(crate::pool::NetnsPool::start(engine.cfg.netns_pool));
         Ok((engine, report))
     }
 

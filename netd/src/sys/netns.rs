@@ -75,6 +75,12 @@ fn enter_new(target: &PathBuf) -> Result<Rtnl, NetnsFailure> {
         None::<&str>,
     )
     .map_err(|e| fail("bind mount")(e.into()))?;
+    configure_current()
+}
+
+/// On a helper thread inside a new namespace: its sysctls, `lo` up, and a netlink socket
+/// that stays inside it.
+fn configure_current() -> Result<Rtnl, NetnsFailure> {
     // Tasks run without CAP_NET_RAW (decisions.md); unprivileged ICMP sockets keep `ping`
     // working. /proc/sys/net is resolved against this thread's (new) namespace.
     std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")
@@ -83,6 +89,44 @@ fn enter_new(target: &PathBuf) -> Result<Rtnl, NetnsFailure> {
     // `lo` is always index 1 in a new namespace.
     rtnl.set_up(1).map_err(fail("bring lo up"))?;
     Ok(rtnl)
+}
+
+/// A new namespace that nothing pins yet: it lives as long as the returned file (or a
+/// process inside it). Configured as [`create`] configures one.
+pub fn create_unpinned() -> Result<(File, Rtnl), NetnsFailure> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| fail("unshare")(e.into()))?;
+            let file = File::open("/proc/thread-self/ns/net").map_err(fail("open namespace"))?;
+            let rtnl = configure_current()?;
+            Ok((file, rtnl))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(fail("helper thread")(io::Error::other("panicked"))))
+    })
+}
+
+/// Pin the namespace open as `ns` at `path` (a new file). On failure nothing is left at
+/// `path`.
+pub fn pin(ns: &File, path: &Path) -> Result<(), NetnsFailure> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)
+        .map_err(fail("create mount point"))?;
+    let source = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(ns));
+    mount(
+        Some(source.as_str()),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        fail("bind mount")(e.into())
+    })
 }
 
 /// A netlink socket inside the namespace pinned at `path`.
