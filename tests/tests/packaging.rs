@@ -178,7 +178,7 @@ fn netd_config_file_is_every_default() {
                 &c.socket,
                 &c.state_dir,
                 &c.run_dir,
-                &c.netns_dir,
+                (&c.netns_dir, c.netns_pool),
                 &c.table,
                 c.is_nft_binary_forced,
                 &c.vpc,
