@@ -275,7 +275,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let listener = bind(&config.socket)?;
     let (handle, engine) =
         Engine::new(store, config.arns.clone(), seams, shutdown.clone()).spawn()?;
-    let dispatcher = Dispatcher::new(handle, config.arns.clone());
+    // A short timeout: this only answers "does the subnet/group exist" before RunTask.
+    let netd_check = Arc::new(
+        netd::api::Client::new(config.netd_socket.clone()).with_timeout(Duration::from_secs(2)),
+    );
+    let dispatcher = Dispatcher::new(handle, config.arns.clone()).with_netd(netd_check);
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let stopper = shutdown.clone();

@@ -73,12 +73,24 @@ impl From<Result<serde_json::Value, ApiError>> for Answer {
 pub struct Dispatcher {
     engine: EngineHandle,
     arns: Arns,
+    netd: Option<std::sync::Arc<netd::api::Client>>,
 }
 
 impl Dispatcher {
     /// A dispatcher in front of `engine`.
     pub fn new(engine: EngineHandle, arns: Arns) -> Self {
-        Self { engine, arns }
+        Self {
+            engine,
+            arns,
+            netd: None,
+        }
+    }
+
+    /// Check RunTask's subnets and security groups against netd before the task is created,
+    /// as ECS does (an unknown one is `InvalidParameterException`, and no task is made).
+    pub fn with_netd(mut self, client: std::sync::Arc<netd::api::Client>) -> Self {
+        self.netd = Some(client);
+        self
     }
 
     /// Handle one request: `target` is the `X-Amz-Target` header, `body` the raw bytes.
@@ -87,8 +99,63 @@ impl Dispatcher {
             Ok(cmd) => cmd,
             Err(e) => return Err(e).into(),
         };
+        if let (Command::RunTask(run), Some(netd)) = (&cmd, &self.netd) {
+            if let Some(network) = &run.network {
+                if let Err(e) = check_network(netd.clone(), network.clone()).await {
+                    return Err(e).into();
+                }
+            }
+        }
         self.engine.call(cmd).await.into()
     }
+}
+
+/// Every subnet and security group of `network` must exist in netd. When netd cannot be
+/// asked, the check is left to the attach (the task then stops with
+/// `ResourceInitializationError`, as before).
+async fn check_network(
+    netd: std::sync::Arc<netd::api::Client>,
+    network: NetworkRequest,
+) -> Result<(), ApiError> {
+    let known = tokio::task::spawn_blocking(move || {
+        let subnets = netd.subnets().ok()?;
+        let groups = netd.security_groups().ok()?;
+        Some((subnets, groups))
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some((subnets, groups)) = known else {
+        tracing::debug!("netd not reachable: subnets and security groups checked at attach");
+        return Ok(());
+    };
+    let missing: Vec<&String> = network
+        .subnets
+        .iter()
+        .filter(|s| !subnets.iter().any(|k| &k.name == *s))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(ApiError::invalid(format!(
+            "Error retrieving subnet information for [{}]: The subnet ID '{first}' does not exist",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let missing: Vec<&String> = network
+        .security_groups
+        .iter()
+        .filter(|g| !groups.iter().any(|k| &k.id == *g))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(ApiError::invalid(format!(
+            "Error retrieving security group information for [{}]: The security group '{first}' does not exist",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// The action named by `X-Amz-Target`.
