@@ -44,12 +44,18 @@ fn main() -> ExitCode {
     if enters_container && !cloned {
         // Returns only if the re-exec failed.
         let e = process::exe::reexec_sealed();
+        sys::attach_warmup::reap();
         return fail(&format!(
             "re-execute from a sealed copy of the runtime (CVE-2019-5736 protection): {}",
             e.err().map(|e| e.to_string()).unwrap_or_default()
         ));
     }
-    match cli::dispatch(cli) {
+    let result = cli::dispatch(cli);
+    // On paths that failed before the container's cgroup move, the warm-up child may still be
+    // waiting in the kernel: it carries the runtime's command line (the container id), so it
+    // must be gone before the runtime is.
+    sys::attach_warmup::reap();
+    match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         Err(e) => fail(&error_line(&e)),
     }

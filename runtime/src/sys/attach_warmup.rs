@@ -70,8 +70,9 @@ pub fn adopt_from_env() {
     std::env::remove_var(ENV);
 }
 
-/// Reap the child. Called after the container's own move, by which time the child's move
-/// (queued on the same grace period or an earlier one) has finished, so this does not wait.
+/// Reap the child (once; later calls do nothing). After the container's own move the child's
+/// move (queued on the same grace period or an earlier one) has finished, so this does not
+/// wait; on a path that failed earlier it waits out the rest of one grace period.
 pub fn reap() {
     let pid = CHILD.swap(0, Ordering::Relaxed);
     if pid > 0 {
