@@ -31,10 +31,11 @@ cleanup() {
   # SIGTERM first: netd then removes the namespaces it made ahead of time.
   if [ -n "$netd_pid" ] && kill "$netd_pid" 2>/dev/null; then
     for _ in $(seq 100); do kill -0 "$netd_pid" 2>/dev/null || break; sleep 0.05; done
-    kill -9 "$netd_pid" 2>/dev/null; wait "$netd_pid" 2>/dev/null || true
+    kill -9 "$netd_pid" 2>/dev/null || true
+    wait "$netd_pid" 2>/dev/null || true
   fi
   for f in $(awk -v d="$dir/" -v r="$rundir/" 'index($5, d) == 1 || index($5, r) == 1 {print $5}' /proc/self/mountinfo); do
-    umount -l "$f" 2>/dev/null
+    umount -l "$f" 2>/dev/null || true
   done
   for n in $(ip netns list | awk '{print $1}' | grep "^${id}"); do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$dir" "$rundir"
