@@ -11,23 +11,14 @@
 mod agent_support;
 
 use agent_support::{runtime_ids, Env};
-use berth_tests::env::bin_path;
 use berth_tests::{require_root, wait_until, Cleanup};
 use serde_json::json;
-use std::process::Command;
 use std::time::Duration;
 
 /// `berth exec TASK -- timeout 5 wget ...` from a client task: (exit code, stdout). (Not
 /// `wget -T`: the busybox-static of Debian 12 crashes with it.)
 fn fetch_from(env: &Env, task: &str, url: &str) -> (i32, String) {
-    let out = Command::new(bin_path("berth"))
-        .arg("--root")
-        .arg(&env.root)
-        .arg("--agent-socket")
-        .arg(&env.agent_sock)
-        .args(["exec", task, "--", "timeout", "5", "wget", "-qO-", url])
-        .output()
-        .expect("run berth exec");
+    let out = env.berth_output(&["exec", task, "--", "timeout", "5", "wget", "-qO-", url]);
     if !out.status.success() {
         eprintln!(
             "fetch from {task}: {:?}: {}",
@@ -39,6 +30,21 @@ fn fetch_from(env: &Env, task: &str, url: &str) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Group `web` admits tcp 8080 from members of `source`.
+fn admit_to_web(env: &Env, source: &str) {
+    env.net(&[
+        "authorize-security-group-ingress",
+        "--group-id",
+        "web",
+        "--protocol",
+        "tcp",
+        "--port",
+        "8080",
+        "--source-group",
+        source,
+    ]);
 }
 
 fn run_in_group(env: &Env, family: &str, group: &str) -> String {
@@ -76,27 +82,11 @@ fn another_task_reaches_the_web_task_only_when_a_group_allows_it() {
     }
     let mut guard = Cleanup::new();
     let env = agent_support::start(&mut guard, "ag", "10.233.8.0/24");
-    let netd_sock = env.dir.join("netd.sock");
-    let net = |args: &[&str]| {
-        let mut all = vec!["net"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--netd-socket", netd_sock.to_str().unwrap()]);
-        env.berth(&all)
-    };
+    let net = |args: &[&str]| env.net(args);
     for g in ["web", "clients", "others"] {
         net(&["create-security-group", "--group-name", g]);
     }
-    net(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        "web",
-        "--protocol",
-        "tcp",
-        "--port",
-        "8080",
-        "--source-group",
-        "clients",
-    ]);
+    admit_to_web(&env, "clients");
 
     let web = json!({"family": "bt-gweb", "networkMode": "awsvpc",
         "requiresCompatibilities": ["FARGATE"], "cpu": "256", "memory": "512",
@@ -141,24 +131,17 @@ fn another_task_reaches_the_web_task_only_when_a_group_allows_it() {
     );
     assert!(!body.contains("group-test-page"), "{body}");
     // The same task's sidecar shares the web container's localhost: no group is in the way.
-    let side = Command::new(bin_path("berth"))
-        .arg("--root")
-        .arg(&env.root)
-        .arg("--agent-socket")
-        .arg(&env.agent_sock)
-        .args([
-            "exec",
-            &web_task,
-            "side",
-            "--",
-            "timeout",
-            "5",
-            "wget",
-            "-qO-",
-            "http://localhost:8080/",
-        ])
-        .output()
-        .expect("run berth exec");
+    let side = env.berth_output(&[
+        "exec",
+        &web_task,
+        "side",
+        "--",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        "http://localhost:8080/",
+    ]);
     assert!(side.status.success(), "{side:?}");
     assert_eq!(
         String::from_utf8_lossy(&side.stdout).trim(),
@@ -166,17 +149,7 @@ fn another_task_reaches_the_web_task_only_when_a_group_allows_it() {
     );
 
     // A rule that admits `others` as well opens the way for it, without restarting anything.
-    net(&[
-        "authorize-security-group-ingress",
-        "--group-id",
-        "web",
-        "--protocol",
-        "tcp",
-        "--port",
-        "8080",
-        "--source-group",
-        "others",
-    ]);
+    admit_to_web(&env, "others");
     let (rc, body) = fetch_from(&env, &denied, &url);
     assert_eq!(rc, 0, "after the new rule `others` is admitted: {body}");
     assert_eq!(body.trim(), "group-test-page");

@@ -37,13 +37,7 @@ fn a_task_answers_on_the_port_its_security_group_allows_and_only_there() {
     }
     let mut guard = Cleanup::new();
     let env = agent_support::start(&mut guard, "ap", "10.233.4.0/24");
-    let netd_sock = env.dir.join("netd.sock");
-    let net = |args: &[&str]| {
-        let mut all = vec!["net"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--netd-socket", netd_sock.to_str().unwrap()]);
-        env.berth(&all)
-    };
+    let net = |args: &[&str]| env.net(args);
     net(&["create-security-group", "--group-name", "web"]);
     net(&[
         "authorize-security-group-ingress",

@@ -110,6 +110,28 @@ impl Env {
         berth(&self.agent_sock, &self.root, args)
     }
 
+    /// `berth ARGS` against this agent, whatever its exit status (for commands expected to
+    /// fail, or whose status is the point, such as `exec`).
+    pub fn berth_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin_path("berth"))
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--agent-socket")
+            .arg(&self.agent_sock)
+            .args(args)
+            .output()
+            .expect("run berth")
+    }
+
+    /// `berth net ARGS` against this env's netd.
+    pub fn net(&self, args: &[&str]) -> String {
+        let sock = self.dir.join("netd.sock");
+        let mut all = vec!["net"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--netd-socket", sock.to_str().unwrap()]);
+        self.berth(&all)
+    }
+
     /// `berth describe TASK -o json`.
     pub fn describe(&self, task: &str) -> Value {
         describe(&self.agent_sock, &self.root, task)
