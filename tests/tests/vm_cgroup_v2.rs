@@ -12,6 +12,10 @@
 //! directories holding the binaries under test read-only at the same paths, so the guest runs
 //! exactly what `scripts/test` built.
 //!
+//! A guest whose kernel dies before its init prints anything (seen under TCG here: qemu exits
+//! 0.8 s in, after the firmware's "Booting from ROM..") is booted again, at most three boots,
+//! each reported with the console and qemu's reset log; any later failure fails the tests.
+//!
 //! Where qemu cannot run the tests fail naming why, unless `BERTH_SKIP_VM=1` (said aloud).
 //! Tunables: `BERTH_VM_CACHE` (guest cache, default /var/cache/berth-tests/vm),
 //! `BERTH_VM_TIMEOUT` (seconds for the whole boot, default 1200), `BERTH_VM_ACCEL` (`kvm` or
@@ -24,6 +28,7 @@ use berth_tests::env::{bin_path, probe_path, test_dir};
 use berth_tests::{require_root, unique, workspace_root, Cleanup};
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -302,53 +307,51 @@ fn boot(plan: &[(String, String, String)]) -> Result<GuestRun, String> {
     }
     fs::write(run.join("shares"), shares_text).unwrap();
 
-    let console_path = dir.join("console.log");
-    let console = fs::File::create(&console_path).unwrap();
-    let mut cmd = Command::new(&qemu);
-    cmd.args(qemu_args(&guest, &run, &shares))
-        .stdin(Stdio::null())
-        .stdout(console.try_clone().unwrap())
-        .stderr(console);
     let timeout = Duration::from_secs(
         std::env::var("BERTH_VM_TIMEOUT")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(1200),
     );
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
+    let args = qemu_args(&guest, &run, &shares);
+    let mut attempt = 1;
+    let (status, console) = loop {
+        let boot = run_qemu(&qemu, &args, &dir, attempt, timeout)?;
+        // A guest whose kernel died before its init printed anything (qemu exits 0 on the
+        // reset that `-no-reboot` turns into an exit) ran none of the plan: boot it again, a
+        // bounded number of times, saying so, with what qemu saw of the reset.
+        if attempt < BOOT_ATTEMPTS && boot.died_before_init() {
+            // Straight to fd 2, past libtest's capture, so the log shows it even when the
+            // next boot passes.
+            let _ = writeln!(
+                std::io::stderr(),
+                "berth-vm: boot {attempt} died before the guest's init ran ({}); booting again.\n\
+                 console:\n{}\nqemu reset log:\n{}",
+                boot.status,
+                tail(&boot.console, 20),
+                tail(&boot.qemu_log, 30)
+            );
+            attempt += 1;
+            continue;
         }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let console = fs::read_to_string(&console_path).unwrap_or_default();
-    eprintln!(
-        "berth-vm: guest ran for {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let Some(status) = status else {
-        return Err(format!(
-            "the cgroup-v2 guest did not finish within {} s (BERTH_VM_TIMEOUT); console:\n{}",
-            timeout.as_secs(),
-            tail(&console, 60)
-        ));
+        let Some(status) = boot.finished else {
+            return Err(format!(
+                "the cgroup-v2 guest did not finish within {} s (BERTH_VM_TIMEOUT); console:\n{}",
+                timeout.as_secs(),
+                tail(&boot.console, 60)
+            ));
+        };
+        break (status, boot.console);
     };
     // isa-debug-exit: qemu exits with (guest status << 1) | 1; 1 means the guest said 0.
     // Any other exit (a crash, a panic with -no-reboot) is reported with the console.
     let code = status.code().unwrap_or(-1);
     if code & 1 == 0 {
         return Err(format!(
-            "qemu exited with {status} without the guest's exit status (did the guest crash?); console:\n{}",
-            tail(&console, 60)
+            "qemu exited with {status} without the guest's exit status (did the guest crash?); console:\n{}\nqemu reset log ({}):\n{}",
+            tail(&console, 60),
+            dir.join("qemu.log").display(),
+            tail(&fs::read_to_string(dir.join("qemu.log")).unwrap_or_default(), 30)
         ));
     }
     if code >> 1 == 2 {
@@ -380,6 +383,72 @@ fn boot(plan: &[(String, String, String)]) -> Result<GuestRun, String> {
         results,
         console,
         planned,
+    })
+}
+
+/// How many times a guest that dies before its init runs is booted.
+const BOOT_ATTEMPTS: u32 = 3;
+
+/// One qemu run: how it ended, the serial console, and qemu's `-d cpu_reset,guest_errors` log.
+struct Boot {
+    /// `None` when it was killed at the timeout.
+    finished: Option<std::process::ExitStatus>,
+    status: String,
+    console: String,
+    qemu_log: String,
+}
+
+impl Boot {
+    /// qemu exited 0 (the guest reset under `-no-reboot`: an early kernel panic or a triple
+    /// fault) before the guest's init printed its first `berth-vm:` line.
+    fn died_before_init(&self) -> bool {
+        self.finished.is_some_and(|s| s.code() == Some(0)) && !self.console.contains("berth-vm:")
+    }
+}
+
+fn run_qemu(
+    qemu: &Path,
+    args: &[String],
+    dir: &Path,
+    attempt: u32,
+    timeout: Duration,
+) -> Result<Boot, String> {
+    let console_path = dir.join("console.log");
+    let qemu_log = dir.join("qemu.log");
+    let console = fs::File::create(&console_path).unwrap();
+    let mut cmd = Command::new(qemu);
+    cmd.args(args)
+        .arg("-d")
+        .arg("cpu_reset,guest_errors")
+        .arg("-D")
+        .arg(&qemu_log)
+        .stdin(Stdio::null())
+        .stdout(console.try_clone().unwrap())
+        .stderr(console);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+    let finished = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "berth-vm: guest boot {attempt} ran for {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Boot {
+        status: finished.map_or_else(|| "killed at the timeout".into(), |s| s.to_string()),
+        finished,
+        console: fs::read_to_string(&console_path).unwrap_or_default(),
+        qemu_log: fs::read_to_string(&qemu_log).unwrap_or_default(),
     })
 }
 
@@ -508,7 +577,7 @@ fn qemu_args(guest: &Path, run: &Path, shares: &[PathBuf]) -> Vec<String> {
     a.push(guest.join("initrd.img").display().to_string());
     a.push("-append".into());
     a.push(format!(
-        "console=ttyS0 quiet loglevel=3 panic=-1 cgroup_no_v1=all rdinit=/init \
+        "console=ttyS0 earlyprintk=serial,ttyS0 quiet loglevel=3 panic=-1 cgroup_no_v1=all rdinit=/init \
          tsc_early_khz={khz} lpj={}",
         khz * 4
     ));
