@@ -10,5 +10,6 @@ pub mod engine;
 pub mod logs;
 pub mod model;
 pub mod shim;
+pub mod stats;
 pub mod store;
 pub mod taskdef;
