@@ -7,7 +7,7 @@ use crate::error::{InputError, NetdError};
 use crate::firewall::{combo_name, fnv1a};
 use crate::ipam::IpamRefusal;
 use crate::model::{self, GroupId, ValidAttach};
-use crate::sys::{files, netlink::Rtnl, netns};
+use crate::sys::{files, netlink::Rtnl, netns, sysctl};
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -405,9 +405,10 @@ pub(crate) fn configure_task_side(
         .map_err(err("add route", format!("default via {gateway}")))
 }
 
-/// On the host: a /32 route to the task, sourced from its gateway. The gateway address
-/// itself sits once on `lo` (see [`GATEWAY_LINK`]), not on every veth,
-/// so the kernel's local route for it does not grow an alias per ENI. Idempotent.
+/// On the host: the veth up with IPv6 off (see [`sysctl::disable_ipv6`]) and a /32 route to
+/// the task, sourced from its gateway. The gateway address itself sits once on `lo` (see
+/// [`GATEWAY_LINK`]), not on every veth, so the kernel's local route for it does not grow an
+/// alias per ENI. Idempotent.
 pub(crate) fn configure_host_side(
     host: &mut Rtnl,
     name: &str,
@@ -424,6 +425,13 @@ pub(crate) fn configure_host_side(
             object: name.to_owned(),
             source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32),
         })?;
+    sysctl::disable_ipv6(name).map_err(|source| NetdError::Sysctl {
+        op: "turn IPv6 off",
+        link: name.to_owned(),
+        source,
+    })?;
+    host.set_up(index)
+        .map_err(err("bring up", name.to_owned()))?;
     host.replace_route(ip, 32, None, index, Some(gateway))
         .map_err(err("add route", format!("{ip}/32 dev {name}")))
 }

@@ -89,6 +89,17 @@ pub enum NetdError {
         #[source]
         source: std::io::Error,
     },
+    /// A link's sysctl could not be set (HTTP 500).
+    #[error("sysctl: {op} on {link}")]
+    Sysctl {
+        /// The setting.
+        op: &'static str,
+        /// The link.
+        link: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Creating, entering or removing a network namespace failed (HTTP 500).
     #[error("netns: {op} {path}")]
     Netns {
@@ -125,6 +136,7 @@ impl NetdError {
             | NetdError::Store { .. }
             | NetdError::Corrupt { .. }
             | NetdError::Netlink { .. }
+            | NetdError::Sysctl { .. }
             | NetdError::Netns { .. }
             | NetdError::Nft { .. } => 500,
         }

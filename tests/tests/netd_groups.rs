@@ -163,3 +163,51 @@ fn a_rule_change_keeps_established_connections_and_reaches_new_ones() {
     let after = exchange(&mut open, "after").expect("established connection survives the change");
     assert!(after.ends_with("after"), "{after}");
 }
+
+/// ENIs are IPv4-only: the host end of each veth comes up with IPv6 off (no link-local
+/// address, no per-link IPv6 routes), so a task cannot reach the host over IPv6 and a new
+/// ENI's bring-up does not walk every other ENI's IPv6 routes.
+#[test]
+fn the_host_end_of_an_eni_has_ipv6_off() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let lab = Lab::started();
+    let eni = lab.attach("public", &["default"]);
+    let sysctl = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.host_ns, "cat"])
+        .arg(format!(
+            "/proc/sys/net/ipv6/conf/{}/disable_ipv6",
+            eni.host_interface
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sysctl.stdout).trim(),
+        "1",
+        "disable_ipv6 on {}: {}",
+        eni.host_interface,
+        String::from_utf8_lossy(&sysctl.stderr)
+    );
+    let v6 = std::process::Command::new("ip")
+        .args(["-n", &lab.host_ns, "-6", "-o", "addr", "show", "dev"])
+        .arg(&eni.host_interface)
+        .output()
+        .unwrap();
+    assert!(v6.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&v6.stdout).trim(),
+        "",
+        "no IPv6 address on the host end"
+    );
+    let up = std::process::Command::new("ip")
+        .args(["-n", &lab.host_ns, "-o", "link", "show", "dev"])
+        .arg(&eni.host_interface)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&up.stdout).contains(",UP"),
+        "the host end is up: {}",
+        String::from_utf8_lossy(&up.stdout)
+    );
+}

@@ -6,3 +6,4 @@ pub mod libnftables;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod sysctl;

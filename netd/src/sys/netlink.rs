@@ -96,8 +96,9 @@ impl Rtnl {
         peer_netns: BorrowedFd<'_>,
         peer_mac: [u8; 6],
     ) -> io::Result<()> {
-        // The peer cannot be created up: the kernel configures it before the two ends
-        // know each other (veth_open answers ENOTCONN). The caller brings it up.
+        // Both ends are created down, and the caller brings them up: the peer because the
+        // kernel configures it before the two ends know each other (veth_open answers
+        // ENOTCONN), the host end so that its sysctls are set before it comes up.
         let mut peer_msg = LinkMessage::default();
         peer_msg.attributes = vec![
             LinkAttribute::IfName(peer.to_owned()),
@@ -105,8 +106,6 @@ impl Rtnl {
             LinkAttribute::NetNsFd(peer_netns.as_raw_fd()),
         ];
         let mut msg = LinkMessage::default();
-        msg.header.flags = LinkFlags::Up;
-        msg.header.change_mask = LinkFlags::Up;
         msg.attributes = vec![
             LinkAttribute::IfName(host.to_owned()),
             LinkAttribute::LinkInfo(vec![
