@@ -315,7 +315,22 @@ impl Engine {
                 ),
             });
         }
-        self.nft(&self.topo.delete_group_script(&gid))?;
+        // Combination chains outlive their last ENI and may still jump into this group's
+        // chains (the kernel refuses to delete a chain that is jumped to: EBUSY). Those no
+        // ENI uses go in the same transaction; an attach re-creates a combination on demand.
+        let in_use: HashSet<String> = self
+            .enis
+            .values()
+            .map(|r| crate::firewall::combo_name(&Self::fw_eni(r).groups))
+            .collect();
+        let stale: Vec<String> = self.combos.difference(&in_use).cloned().collect();
+        let script = format!(
+            "{}{}",
+            self.topo.delete_combos_script(&stale),
+            self.topo.delete_group_script(&gid)
+        );
+        self.nft(&script)?;
+        self.combos = in_use;
         self.remove_group_file(&gid)?;
         self.groups.remove(&gid);
         Ok(())

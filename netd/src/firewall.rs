@@ -331,6 +331,19 @@ impl Topology {
         s
     }
 
+    /// Remove combination chains (by name, as [`combo_name`] gives them) that no ENI uses.
+    pub fn delete_combos_script(&self, combos: &[String]) -> String {
+        let t = &self.table;
+        let mut s = String::new();
+        for c in combos {
+            let _ = writeln!(
+                s,
+                "delete chain inet {t} {c}_in\ndelete chain inet {t} {c}_out"
+            );
+        }
+        s
+    }
+
     /// Remove an unused, unreferenced group's chains and set.
     pub fn delete_group_script(&self, id: &GroupId) -> String {
         let (t, g) = (&self.table, id.nft_name());
@@ -453,6 +466,25 @@ mod tests {
         assert!(replace.starts_with(
             "flush chain inet berth g_web_1_in\nflush chain inet berth g_web_1_out\n"
         ));
+    }
+
+    #[test]
+    fn unused_combination_chains_go_before_the_group_they_jump_to() {
+        let c = combo_name(&[gid("web-1")]);
+        let s = format!(
+            "{}{}",
+            topo().delete_combos_script(std::slice::from_ref(&c)),
+            topo().delete_group_script(&gid("web-1"))
+        );
+        assert_eq!(
+            s,
+            format!(
+                "delete chain inet berth {c}_in\ndelete chain inet berth {c}_out\n\
+                 delete chain inet berth g_web_1_in\ndelete chain inet berth g_web_1_out\n\
+                 delete set inet berth g_web_1\n"
+            )
+        );
+        assert_eq!(topo().delete_combos_script(&[]), "");
     }
 
     #[test]
