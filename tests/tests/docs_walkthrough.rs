@@ -8,7 +8,8 @@
 //! `# covered by:` line, the existing test files that cover it (checked below).
 //!
 //! The commands are the newcomer's, unchanged: they find the daemons through the CLI's own
-//! environment variables (`BERTH_ROOT`, `BERTH_AGENT_SOCKET`, `BERTH_NETD_SOCKET`), which
+//! environment variables (`BERTH_ROOT`, `BERTH_AGENT_SOCKET`, `BERTH_NETD_SOCKET`,
+//! `BERTH_NFT_TABLE` for `berth inspect`/`topology`), which
 //! point at a private berth-netd + berth-agent pair (`agent_support::start`) that runs inside
 //! a throwaway network namespace playing the host; the whole script runs inside that
 //! namespace too, so nothing touches the real host's links, routes or firewall. `TMPDIR` is
@@ -263,6 +264,8 @@ fn every_command_of_the_walkthrough_runs_as_written() {
         .env("BERTH_ROOT", &env.root)
         .env("BERTH_AGENT_SOCKET", &env.agent_sock)
         .env("BERTH_NETD_SOCKET", env.dir.join("netd.sock"))
+        // netd's nft table in this env is named like its directory (agent_support::start).
+        .env("BERTH_NFT_TABLE", env.dir.file_name().unwrap())
         .env("TMPDIR", &tmp)
         .stdin(Stdio::null())
         .status()
