@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub log_max_bytes: Option<u64>,
     /// How many log files each container keeps, the live one included (default 3).
     pub log_max_files: Option<u32>,
+    /// Task role keys: role ARN → keys, `~/.aws/credentials` format (root-owned, mode 0600).
+    pub task_credentials: Option<PathBuf>,
 }
 
 /// Everything the daemon runs with.
@@ -69,6 +71,8 @@ pub struct Config {
     pub ecs_listen: Option<(SocketAddr, PathBuf)>,
     /// Container log size cap and rotation, for new tasks.
     pub log_limits: crate::logs::LogLimits,
+    /// The task role credentials file, when configured.
+    pub task_credentials: Option<PathBuf>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -229,6 +233,7 @@ impl Config {
             log_limits,
             root,
             ecs_listen,
+            task_credentials: flags.task_credentials.or(file.task_credentials),
         })
     }
 }
@@ -245,6 +250,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             Some((crate::api::tcp::bind(*addr).await?, keys))
         }
         None => None,
+    };
+    // So are the task roles' keys.
+    let roles = match &config.task_credentials {
+        Some(path) => {
+            let roles = crate::metadata::roles::Roles::load(path)?;
+            tracing::info!(roles = roles.len(), file = %path.display(), "task role credentials loaded");
+            roles
+        }
+        None => crate::metadata::roles::Roles::none(),
     };
     let store = Store::open(&config.root)?;
     let image_store = images::Store::open(&config.root).map_err(|source| DaemonError::Images {
@@ -268,6 +282,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             ),
         }),
         cgroups: Arc::new(crate::engine::security::TaskCgroupsLib),
+        endpoints: Arc::new(crate::metadata::Endpoints::new(
+            store.clone(),
+            config.arns.clone(),
+            roles,
+        )),
         tasks_dir: config.root.join("tasks"),
         log_limits: config.log_limits,
     };

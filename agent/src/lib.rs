@@ -8,6 +8,7 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod logs;
+pub mod metadata;
 pub mod model;
 pub mod shim;
 pub mod stats;

@@ -175,6 +175,12 @@ pub struct ContainerRecord {
     /// Deleted from the runtime and its rootfs removed.
     #[serde(default)]
     pub is_removed: bool,
+    /// Started at (epoch seconds): the metadata endpoint's `StartedAt`.
+    #[serde(default)]
+    pub started_at: Option<f64>,
+    /// Its exit was seen at (epoch seconds): the metadata endpoint's `FinishedAt`.
+    #[serde(default)]
+    pub finished_at: Option<f64>,
 }
 
 impl ContainerRecord {
@@ -194,6 +200,8 @@ impl ContainerRecord {
             is_kill_sent: false,
             created_at: None,
             is_removed: false,
+            started_at: None,
+            finished_at: None,
         }
     }
 }
@@ -219,6 +227,12 @@ pub struct EniRecord {
     /// The task's /etc/resolv.conf (from netd).
     #[serde(default)]
     pub resolv_conf: String,
+    /// The subnet's prefix length (the mask on the task's `eth0`).
+    #[serde(default)]
+    pub prefix_length: Option<u8>,
+    /// The subnet's gateway.
+    #[serde(default)]
+    pub gateway: Option<String>,
 }
 
 /// The network request of RunTask (awsvpcConfiguration).
@@ -308,6 +322,12 @@ pub struct TaskRecord {
     /// How much of each container's output is kept (the agent's config when RunTask came).
     #[serde(default)]
     pub log_limits: crate::logs::LogLimits,
+    /// The task role (RunTask's override, else the definition's `taskRoleArn`).
+    #[serde(default)]
+    pub task_role_arn: Option<String>,
+    /// The unguessable id in the task's credentials URI (`/v2/credentials/<id>`), with a role.
+    #[serde(default)]
+    pub credentials_id: Option<String>,
 }
 
 impl TaskRecord {

@@ -376,9 +376,15 @@ pub(crate) fn delete_link_by_name(host: &mut Rtnl, name: &str) -> Result<(), Net
     }
 }
 
+/// ECS's link-local address of the task metadata and credentials endpoints. It sits on the
+/// task namespace's own `lo`, where berth-agent listens inside the namespace: each task
+/// reaches its own endpoint, and nothing outside the namespace has a route to it.
+pub const METADATA_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 2);
+
 /// Inside the task's namespace: the address on eth0 without a subnet route, a link route to
 /// the gateway and the default route through it. Every packet, also to a neighbour in the
-/// same subnet, goes through the host, where the security groups are. Idempotent.
+/// same subnet, goes through the host, where the security groups are. Plus
+/// [`METADATA_ADDRESS`]/32 on `lo` (always index 1 in a namespace). Idempotent.
 pub(crate) fn configure_task_side(
     ns: &mut Rtnl,
     ip: Ipv4Addr,
@@ -397,6 +403,10 @@ pub(crate) fn configure_task_side(
         })?;
     ns.set_up(eth0)
         .map_err(err("bring up", "eth0 in task netns".into()))?;
+    ns.add_address(1, METADATA_ADDRESS, 32, true).map_err(err(
+        "add address",
+        format!("{METADATA_ADDRESS}/32 on lo in task netns"),
+    ))?;
     ns.add_address(eth0, ip, prefix_len, false)
         .map_err(err("add address", format!("{ip}/{prefix_len} on eth0")))?;
     ns.replace_route(gateway, 32, None, eth0, None)

@@ -47,6 +47,13 @@ pub enum CredentialsError {
 
 /// Read and check `path`: root-owned, mode without group/other bits, at least one key pair.
 pub fn load(path: &Path) -> Result<Keys, CredentialsError> {
+    let text = read_private(path)?;
+    parse(&text).map_err(|e| located(path, e))
+}
+
+/// Read `path` after checking the opened file: owned by root, no group/other bits. Also used
+/// for the task role credentials file (`task_credentials`).
+pub fn read_private(path: &Path) -> Result<String, CredentialsError> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let read_err = |source| CredentialsError::Read {
@@ -62,7 +69,12 @@ pub fn load(path: &Path) -> Result<Keys, CredentialsError> {
     })?;
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(read_err)?;
-    parse(&text).map_err(|e| match e {
+    Ok(text)
+}
+
+/// A parse error of the file at `path`.
+pub fn located(path: &Path, e: ParseError) -> CredentialsError {
+    match e {
         ParseError::Line { line, problem } => CredentialsError::Syntax {
             path: path.to_owned(),
             line,
@@ -71,7 +83,7 @@ pub fn load(path: &Path) -> Result<Keys, CredentialsError> {
         ParseError::Empty => CredentialsError::Empty {
             path: path.to_owned(),
         },
-    })
+    }
 }
 
 /// Owner must be root; no group or other permission bits.
@@ -113,10 +125,31 @@ struct Profile {
     token: Option<String>,
 }
 
+/// One profile's key pair.
+#[derive(Clone)]
+pub struct ProfileKey {
+    /// The `[name]` of its header.
+    pub name: String,
+    /// The header's 1-based line.
+    pub line: usize,
+    /// `aws_access_key_id`.
+    pub access_key_id: String,
+    /// The secret and the optional session token.
+    pub key: Key,
+}
+
+/// Parse the INI text into access key ids and their keys: see [`parse_profiles`].
+pub fn parse(text: &str) -> Result<Keys, ParseError> {
+    Ok(parse_profiles(text)?
+        .into_iter()
+        .map(|p| (p.access_key_id, p.key))
+        .collect())
+}
+
 /// Parse the INI text. Profiles without any key are skipped (a `[default]` holding only
 /// `region`); a profile with an id but no secret (or the reverse) is an error, as is one key
 /// id in two profiles. Unknown keys (`region`, `output`) are ignored, as the aws CLI does.
-pub fn parse(text: &str) -> Result<Keys, ParseError> {
+pub fn parse_profiles(text: &str) -> Result<Vec<ProfileKey>, ParseError> {
     let mut profiles: Vec<Profile> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -156,7 +189,7 @@ pub fn parse(text: &str) -> Result<Keys, ParseError> {
             _ => {}
         }
     }
-    let mut keys = Keys::new();
+    let mut found = Vec::new();
     for p in profiles {
         let (id, secret) = match (p.key_id, p.secret) {
             (None, None) => continue,
@@ -173,7 +206,7 @@ pub fn parse(text: &str) -> Result<Keys, ParseError> {
                 });
             }
         };
-        if keys.contains_key(&id) {
+        if found.iter().any(|f: &ProfileKey| f.access_key_id == id) {
             return Err(ParseError::Line {
                 line: p.line,
                 problem: format!(
@@ -182,18 +215,20 @@ pub fn parse(text: &str) -> Result<Keys, ParseError> {
                 ),
             });
         }
-        keys.insert(
-            id,
-            Key {
+        found.push(ProfileKey {
+            name: p.name,
+            line: p.line,
+            access_key_id: id,
+            key: Key {
                 secret,
                 session_token: p.token.filter(|t| !t.is_empty()),
             },
-        );
+        });
     }
-    if keys.is_empty() {
+    if found.is_empty() {
         return Err(ParseError::Empty);
     }
-    Ok(keys)
+    Ok(found)
 }
 
 #[cfg(test)]

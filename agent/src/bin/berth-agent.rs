@@ -11,7 +11,7 @@ use std::process::ExitCode;
 struct Cli {
     /// TOML file with the same keys as the flags (`root`, `socket`, `netd_socket`, `runtime`,
     /// `runtime_root`, `region`, `account_id`, `ecs_listen`, `credentials`, `log_max_bytes`,
-    /// `log_max_files`); flags win.
+    /// `log_max_files`, `task_credentials`); flags win.
     #[arg(long)]
     config: Option<PathBuf>,
     /// State root (agent.db, images, task bundles). Default /var/lib/berth.
@@ -49,6 +49,12 @@ struct Cli {
     /// How many log files each container keeps, the live one included. Default 3.
     #[arg(long)]
     log_max_files: Option<u32>,
+    /// Task role credentials: a file in ~/.aws/credentials format whose profiles are IAM role
+    /// ARNs ([arn:aws:iam::123456789012:role/app]), owned by root, mode 0600. A task whose
+    /// taskRoleArn is there gets its keys from the credentials endpoint; RunTask refuses a
+    /// role that is not. Unset (the default): no task roles.
+    #[arg(long, value_name = "FILE")]
+    task_credentials: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Sub>,
 }
@@ -88,6 +94,7 @@ fn main() -> ExitCode {
             credentials: cli.credentials,
             log_max_bytes: cli.log_max_bytes,
             log_max_files: cli.log_max_files,
+            task_credentials: cli.task_credentials,
         };
         let config = daemon::Config::resolve(flags, file)?;
         let rt = tokio::runtime::Runtime::new().map_err(daemon::DaemonError::AsyncRuntime)?;

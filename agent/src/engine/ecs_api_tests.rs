@@ -241,3 +241,29 @@ async fn tasks_by_id_or_arn() {
     );
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_task_role_the_endpoints_cannot_serve_is_refused_with_nothing_created() {
+    let r = rig();
+    let mut d = def();
+    d["taskRoleArn"] = json!("arn:aws:iam::123456789012:role/unknown");
+    r.call("RegisterTaskDefinition", d).await;
+    let run = json!({"taskDefinition": "web", "launchType": "FARGATE",
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["private"]}}});
+    let a = r.send("RunTask", &run).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["__type"], "InvalidParameterException");
+    assert!(
+        a.body["message"].as_str().unwrap().contains("role/unknown"),
+        "{}",
+        a.body
+    );
+    let listed = r.call("ListTasks", json!({})).await;
+    assert_eq!(listed["taskArns"], json!([]), "no task was made");
+    // RunTask's override names a role that can be served: the task runs with it.
+    let mut ok = run.clone();
+    ok["overrides"] = json!({"taskRoleArn": "arn:aws:iam::123456789012:role/app"});
+    let t = r.call("RunTask", ok).await;
+    assert_eq!(t["tasks"].as_array().unwrap().len(), 1, "{t}");
+    r.stop().await;
+}

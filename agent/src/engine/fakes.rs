@@ -2,6 +2,7 @@
 //! can be told to fail a verb, and let a test decide when a container exits.
 
 use super::seams::*;
+use crate::model::TaskRecord;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,8 @@ pub struct Fake {
     calls: Mutex<Vec<Call>>,
     /// Task cgroup calls, kept apart from `calls`: `("create", task)` / `("remove", task)`.
     pub cgroup_calls: Mutex<Vec<(&'static str, String)>>,
+    /// Metadata endpoint calls: `("open", task)` / `("close", task)`.
+    pub endpoint_calls: Mutex<Vec<(&'static str, String)>>,
     exits: Mutex<HashMap<String, watch::Sender<Option<Exit>>>>,
     /// Image references whose pull never finishes.
     pub hanging_images: Mutex<Vec<String>>,
@@ -91,6 +94,7 @@ impl Fake {
             images: self.clone(),
             network: self.clone(),
             cgroups: self.clone(),
+            endpoints: self.clone(),
             tasks_dir,
             log_limits: crate::logs::LogLimits::default(),
         }
@@ -233,12 +237,40 @@ impl Network for Fake {
                 netns_path: format!("/run/berth/netns/{}", a.task).into(),
                 resolv_conf: String::new(),
                 hosts: String::new(),
+                prefix_length: Some(24),
+                gateway: Some("10.88.0.1".into()),
             })
         })
     }
     fn detach(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>> {
         self.record(Call::Detach(task));
         Box::pin(async { Ok(()) })
+    }
+}
+
+impl TaskEndpoints for Fake {
+    fn open(&self, task: String, _netns: PathBuf) -> BoxFuture<'_, Result<(), SeamError>> {
+        lock(&self.endpoint_calls).push(("open", task));
+        Box::pin(async { Ok(()) })
+    }
+    fn close(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>> {
+        lock(&self.endpoint_calls).push(("close", task));
+        Box::pin(async { Ok(()) })
+    }
+    fn environment(&self, task: &TaskRecord, container: usize) -> Vec<(String, String, bool)> {
+        vec![(
+            "ECS_CONTAINER_METADATA_URI_V4".into(),
+            format!("http://169.254.170.2/v4/{}-{container}", task.id),
+            true,
+        )]
+    }
+    fn check_role(&self, role: &str) -> Result<(), String> {
+        match role.ends_with("role/unknown") {
+            true => Err(format!(
+                "taskRoleArn {role} is not in the task credentials file"
+            )),
+            false => Ok(()),
+        }
     }
 }
 

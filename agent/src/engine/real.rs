@@ -402,6 +402,8 @@ impl Network for NetdNetwork {
                 netns_path: eni.netns_path,
                 resolv_conf: eni.resolv_conf,
                 hosts: eni.hosts,
+                prefix_length: Some(eni.prefix_length),
+                gateway: Some(eni.gateway.to_string()),
             })
         })
     }

@@ -294,6 +294,10 @@ pub struct AttachedEni {
     pub resolv_conf: String,
     /// /etc/hosts content.
     pub hosts: String,
+    /// The subnet's prefix length, when netd says.
+    pub prefix_length: Option<u8>,
+    /// The subnet's gateway, when netd says.
+    pub gateway: Option<String>,
 }
 
 /// netd.
@@ -323,6 +327,24 @@ pub trait TaskCgroups: Send + Sync {
     fn remove(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>>;
 }
 
+/// The task metadata and credentials endpoints (169.254.170.2 inside each task's network
+/// namespace): `crate::metadata::Endpoints` for real.
+pub trait TaskEndpoints: Send + Sync {
+    /// Serve `task`'s endpoints inside the network namespace at `netns` (idempotent).
+    fn open(&self, task: String, netns: PathBuf) -> BoxFuture<'_, Result<(), SeamError>>;
+    /// Stop serving them (idempotent).
+    fn close(&self, task: String) -> BoxFuture<'_, Result<(), SeamError>>;
+    /// The environment container `container` of `task` gets for the endpoints (metadata URIs,
+    /// region, credentials URI): `(name, value, wins over the definition's)`.
+    fn environment(
+        &self,
+        task: &crate::model::TaskRecord,
+        container: usize,
+    ) -> Vec<(String, String, bool)>;
+    /// Why a task with task role `role` cannot run, if it cannot (RunTask refuses it).
+    fn check_role(&self, role: &str) -> Result<(), String>;
+}
+
 /// The seams together, as the supervisor gets them.
 #[derive(Clone)]
 pub struct Seams {
@@ -334,6 +356,8 @@ pub struct Seams {
     pub network: std::sync::Arc<dyn Network>,
     /// Task cgroups.
     pub cgroups: std::sync::Arc<dyn TaskCgroups>,
+    /// The metadata and credentials endpoints.
+    pub endpoints: std::sync::Arc<dyn TaskEndpoints>,
     /// Where task bundles go: `<root>/tasks`.
     pub tasks_dir: PathBuf,
     /// The log limits new tasks get (each task keeps the ones it started with).

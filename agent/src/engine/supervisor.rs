@@ -168,7 +168,12 @@ impl Supervisor {
         cmds: mpsc::Receiver<TaskCmd>,
         shutdown: CancellationToken,
     ) -> TaskRecord {
-        // After a restart: watch the containers that were running.
+        // After a restart: serve the endpoints again, watch the containers that were running.
+        if self.task.eni.is_some() && !self.task.is_eni_detached {
+            if let Err(e) = self.open_endpoints().await {
+                tracing::error!(task = %self.task.id, error = %e, "reopening the metadata endpoint failed");
+            }
+        }
         for i in 0..self.task.containers.len() {
             if self.task.containers[i].status == ContainerStatus::Running {
                 self.watch_exit(i);
@@ -248,6 +253,7 @@ impl Supervisor {
         tracing::info!(task = %self.task.id, container = %c.spec.name, code = ?exit.code, "container exited");
         c.status = ContainerStatus::Stopped;
         c.exit_code = exit.code;
+        c.finished_at.get_or_insert(now_epoch());
         if exit.is_oom {
             c.reason = Some("OutOfMemoryError: Container killed due to memory usage".into());
         }
@@ -373,7 +379,16 @@ impl Supervisor {
                     netns_path: eni.netns_path.display().to_string(),
                     hosts: eni.hosts,
                     resolv_conf: eni.resolv_conf,
+                    prefix_length: eni.prefix_length,
+                    gateway: eni.gateway,
                 });
+                // The metadata endpoint listens before any container can ask it.
+                if let Err(e) = self.open_endpoints().await {
+                    self.stop_task(
+                        StopCode::TaskFailedToStart,
+                        format!("ResourceInitializationError: {e}"),
+                    );
+                }
             }
             Err(e) => self.stop_task(
                 StopCode::TaskFailedToStart,
@@ -456,10 +471,19 @@ impl Supervisor {
             timed(format!("delete {id}"), CALL_TIMEOUT, runtime.delete(args)).await?;
         }
         let spec = self.task.containers[i].spec.clone();
+        let mut process = process_overrides(&spec, &self.task.overrides);
+        for (name, value, wins) in self.seams.endpoints.environment(&self.task, i) {
+            if wins {
+                process.environment.retain(|(n, _)| *n != name);
+                process.environment.push((name, value));
+            } else if !process.environment.iter().any(|(n, _)| *n == name) {
+                process.environment.insert(0, (name, value));
+            }
+        }
         let rootfs_args = RootfsArgs {
             image: spec.image.clone(),
             key: id.into(),
-            process: process_overrides(&spec, &self.task.overrides),
+            process,
         };
         // The task cgroup (with the task's hard limits) before any container goes in it.
         let cgroup_args = TaskCgroupArgs {
@@ -528,6 +552,7 @@ impl Supervisor {
         {
             Ok(()) => {
                 self.task.containers[i].status = ContainerStatus::Running;
+                self.task.containers[i].started_at = Some(now_epoch());
                 self.watch_exit(i);
                 self.watch_health(i);
             }
@@ -603,9 +628,35 @@ impl Supervisor {
         self.task.containers[i].is_removed = true;
     }
 
+    /// Serve the task's metadata and credentials endpoints inside its network namespace.
+    async fn open_endpoints(&mut self) -> Result<(), SeamError> {
+        let Some(eni) = &self.task.eni else {
+            return Ok(());
+        };
+        let endpoints = self.seams.endpoints.clone();
+        let netns = std::path::PathBuf::from(&eni.netns_path);
+        timed(
+            format!("metadata endpoint of {}", self.task.id),
+            CALL_TIMEOUT,
+            endpoints.open(self.task.id.clone(), netns),
+        )
+        .await
+    }
+
     async fn detach(&mut self) {
         let network = self.seams.network.clone();
         let task = self.task.id.clone();
+        // The endpoint's listening socket is the last thing in the namespace: close it first.
+        let endpoints = self.seams.endpoints.clone();
+        if let Err(e) = timed(
+            format!("close metadata endpoint of {task}"),
+            CALL_TIMEOUT,
+            endpoints.close(task.clone()),
+        )
+        .await
+        {
+            tracing::error!(task = %task, error = %e, "closing the metadata endpoint failed");
+        }
         if let Err(e) = timed(
             format!("detach ENI of {task}"),
             CALL_TIMEOUT,

@@ -57,6 +57,20 @@ impl Engine {
                 )));
             }
         }
+        // The task role must be one the credentials endpoint can serve: refused before any
+        // task exists.
+        let task_role_arn = run
+            .overrides
+            .task_role_arn
+            .clone()
+            .or_else(|| td.body.task_role_arn.clone())
+            .filter(|r| !r.is_empty());
+        if let Some(role) = &task_role_arn {
+            self.seams
+                .endpoints
+                .check_role(role)
+                .map_err(ApiError::invalid)?;
+        }
         let tags = if run.propagate_definition_tags {
             super::tags::merge(&td.tags, &run.tags)
         } else {
@@ -112,6 +126,16 @@ impl Engine {
                 tags: tags.clone(),
                 version: 1,
                 log_limits: self.seams.log_limits,
+                credentials_id: match &task_role_arn {
+                    Some(_) => Some(random_hex(16).map_err(|e| {
+                        ApiError::new(
+                            crate::api::error::ErrorType::ServerException,
+                            format!("random credentials id: {e}"),
+                        )
+                    })?),
+                    None => None,
+                },
+                task_role_arn: task_role_arn.clone(),
             });
         }
         self.store

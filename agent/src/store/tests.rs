@@ -38,6 +38,8 @@ fn task(id: &str, cluster: &str, family: &str, started_by: Option<&str>) -> Task
         tags: vec![],
         version: 1,
         log_limits: Default::default(),
+        task_role_arn: None,
+        credentials_id: None,
     }
 }
 

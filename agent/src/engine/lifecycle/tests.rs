@@ -61,6 +61,8 @@ fn eni() -> EniRecord {
         netns_path: "/run/berth/netns/x".into(),
         hosts: String::new(),
         resolv_conf: String::new(),
+        prefix_length: None,
+        gateway: None,
     }
 }
 
@@ -92,6 +94,8 @@ fn task(
         tags: vec![],
         version: 1,
         log_limits: Default::default(),
+        task_role_arn: None,
+        credentials_id: None,
     }
 }
 
