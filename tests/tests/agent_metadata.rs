@@ -5,7 +5,8 @@
 //! container id is unknown there) and not the first task's ENI IP; the test's host side (the
 //! namespace netd and the agent run in, where the veths end) reaches neither 169.254.170.2
 //! nor the task's ENI IP on port 80. `/task/stats` shows memory usage rise when a container
-//! fills 48 MiB of /dev/shm and CPU usage rise when it spins. Bad paths get a JSON error; the
+//! fills 48 MiB of /dev/shm and CPU usage rise when it spins. A sidecar serves on 0.0.0.0:80
+//! beside the endpoint. Bad paths get a JSON error; the
 //! endpoint comes back after the agent is killed and restarted, and goes with the task.
 
 // Test code: a failed setup step panics, which is how a test fails.
@@ -115,7 +116,7 @@ fn each_task_reads_its_own_metadata_and_stats_at_169_254_170_2() {
              "command": ["sleep", "1000"]},
             {"name": "side", "image": env.image.name, "essential": false, "stopTimeout": 2,
              "environment": [{"name": "ECS_CONTAINER_METADATA_URI_V4", "value": "http://spoofed"}],
-             "command": ["sleep", "1000"]}]});
+             "command": ["sh", "-c", "mkdir -p /www && echo side-page > /www/index.html && exec httpd -f -p 80 -h /www"]}]});
     std::fs::write(env.dir.join("meta.json"), td.to_string()).unwrap();
     env.berth(&["register", env.dir.join("meta.json").to_str().unwrap()]);
     let run = |env: &Env| {
@@ -172,6 +173,10 @@ fn each_task_reads_its_own_metadata_and_stats_at_169_254_170_2() {
         side_uri,
         format!("http://169.254.170.2/v4/{side_id} AWS_ECS_FARGATE us-east-1 us-east-1 http://169.254.170.2/v3/{side_id}")
     );
+
+    // The endpoint leaves port 80 to the task: the sidecar's server has 0.0.0.0:80.
+    let (rc, page) = sh(&env, &first, "timeout 5 wget -qO- http://127.0.0.1:80/");
+    assert_eq!((rc, page.trim()), (0, "side-page"));
 
     // The second task asks its own 169.254.170.2: the first task's container is unknown
     // there, and its own task is the second one.

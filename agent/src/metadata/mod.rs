@@ -34,6 +34,23 @@ use std::time::Duration;
 /// The port ECS's endpoints answer on.
 pub const PORT: u16 = 80;
 
+/// The port the endpoint's socket is bound to (on 169.254.170.2 only) inside the task's
+/// namespace; a nat rule there sends 169.254.170.2:80 to it. A socket on 169.254.170.2:80
+/// itself would keep the task's own servers from binding 0.0.0.0:80 (EADDRINUSE). 51679 is
+/// the port the ECS agent's credentials endpoint uses on EC2 hosts for the same reason.
+pub const LISTEN_PORT: u16 = 51679;
+
+/// The nft table (in the task's namespace only) with that rule; loaded whole, so loading it
+/// again replaces it.
+pub fn nat_ruleset() -> String {
+    let a = env::ADDRESS;
+    format!(
+        "table ip berth_metadata {{}}\ndelete table ip berth_metadata\n\
+         table ip berth_metadata {{\n  chain output {{\n    type nat hook output priority -100; policy accept;\n    \
+         ip daddr {a} tcp dport {PORT} dnat to {a}:{LISTEN_PORT}\n  }}\n}}\n"
+    )
+}
+
 /// What every task's endpoint shares.
 pub(crate) struct Shared {
     store: Store,
@@ -88,15 +105,49 @@ impl Endpoints {
     }
 }
 
-/// Bind `addr` on a thread inside the network namespace at `netns`.
+/// Load `ruleset` with `nft -f -` (run from the calling thread, so in its namespace).
+fn load_nft(ruleset: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run nft: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(ruleset.as_bytes())
+            .map_err(|e| format!("write to nft: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("wait for nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft -f - ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// On a thread inside the network namespace at `netns`: the nat rule of [`nat_ruleset`], then
+/// bind `addr`.
 pub fn bind_in_netns(netns: &Path, addr: SocketAddrV4) -> Result<std::net::TcpListener, String> {
     let bound = crate::stats::in_netns(netns, move || {
-        let l = std::net::TcpListener::bind(SocketAddr::V4(addr))?;
-        l.set_nonblocking(true)?;
-        Ok::<_, std::io::Error>(l)
+        load_nft(&nat_ruleset())?;
+        let l = std::net::TcpListener::bind(SocketAddr::V4(addr))
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        l.set_nonblocking(true)
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        Ok::<_, String>(l)
     })
     .map_err(|e| e.to_string())?;
-    bound.map_err(|e| format!("bind {addr} in {}: {e}", netns.display()))
+    bound.map_err(|e| format!("{e} (in {})", netns.display()))
 }
 
 fn endpoint_err(task: &str, message: String) -> SeamError {
@@ -116,7 +167,7 @@ impl TaskEndpoints for Endpoints {
             {
                 return Ok(());
             }
-            let addr = SocketAddrV4::new(env::ADDRESS, PORT);
+            let addr = SocketAddrV4::new(env::ADDRESS, LISTEN_PORT);
             let std_listener = tokio::task::spawn_blocking(move || bind_in_netns(&netns, addr))
                 .await
                 .map_err(|e| endpoint_err(&task, e.to_string()))?
@@ -180,5 +231,19 @@ impl TaskEndpoints for Endpoints {
 
     fn check_role(&self, role: &str) -> Result<(), String> {
         self.shared.roles.check(role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_80_is_sent_to_the_listening_port_in_the_task_namespace_only() {
+        let r = super::nat_ruleset();
+        assert!(r.starts_with("table ip berth_metadata {}\ndelete table ip berth_metadata\n"));
+        assert!(r.contains("type nat hook output priority -100;"), "{r}");
+        assert!(
+            r.contains("ip daddr 169.254.170.2 tcp dport 80 dnat to 169.254.170.2:51679\n"),
+            "{r}"
+        );
     }
 }
