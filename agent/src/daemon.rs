@@ -50,6 +50,10 @@ pub struct FileConfig {
     pub log_max_files: Option<u32>,
     /// Task role keys: role ARN → keys, `~/.aws/credentials` format (root-owned, mode 0600).
     pub task_credentials: Option<PathBuf>,
+    /// Prometheus `/metrics` on this loopback address (off when absent).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Append each task state-change event to this file as a JSON line (off when absent).
+    pub events_file: Option<PathBuf>,
 }
 
 /// Everything the daemon runs with.
@@ -73,6 +77,10 @@ pub struct Config {
     pub log_limits: crate::logs::LogLimits,
     /// The task role credentials file, when configured.
     pub task_credentials: Option<PathBuf>,
+    /// Prometheus `/metrics`, when turned on (a loopback address).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The events file, when turned on.
+    pub events_file: Option<PathBuf>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -117,6 +125,17 @@ pub enum DaemonError {
     /// The credentials file was refused.
     #[error(transparent)]
     Credentials(#[from] crate::api::credentials::CredentialsError),
+    /// The events file or the stored events could not be opened.
+    #[error(transparent)]
+    Events(#[from] crate::events::EventsError),
+    /// The metrics listener could not bind.
+    #[error("binding metrics_listen {addr}")]
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The agent's own path (for `berth-agent shim`) is unknown.
     #[error("finding the berth-agent executable")]
     OwnExecutable(#[source] std::io::Error),
@@ -208,6 +227,15 @@ impl Config {
         }
         .validate()
         .map_err(DaemonError::BadValue)?;
+        let metrics_listen = flags.metrics_listen.or(file.metrics_listen);
+        if let Some(addr) = metrics_listen {
+            // The same rule as ecs_listen: plain HTTP, so loopback only.
+            crate::api::tcp::check_loopback(addr).map_err(|_| {
+                DaemonError::BadValue(format!(
+                    "metrics_listen {addr}: only loopback addresses (127.0.0.0/8, ::1) are served (plain HTTP, unauthenticated)"
+                ))
+            })?;
+        }
         let root = flags
             .root
             .or(file.root)
@@ -234,6 +262,8 @@ impl Config {
             root,
             ecs_listen,
             task_credentials: flags.task_credentials.or(file.task_credentials),
+            metrics_listen,
+            events_file: flags.events_file.or(file.events_file),
         })
     }
 }
@@ -260,7 +290,25 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         None => crate::metadata::roles::Roles::none(),
     };
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::MetricsBind { addr, source })?,
+        ),
+        None => None,
+    };
     let store = Store::open(&config.root)?;
+    let observe = Arc::new(crate::observe::Observer {
+        events: crate::events::Events::open(
+            config.arns.clone(),
+            store.clone(),
+            config.events_file.as_deref(),
+        )?,
+        metrics: crate::metrics::Metrics::default(),
+    });
+    // Adopted tasks: their next event is a real change, not a repeat of their last one.
+    observe.events.seed(&store.unfinished_tasks()?);
     let image_store = images::Store::open(&config.root).map_err(|source| DaemonError::Images {
         root: config.root.clone(),
         source,
@@ -289,11 +337,26 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         )),
         tasks_dir: config.root.join("tasks"),
         log_limits: config.log_limits,
+        observe: observe.clone(),
     };
     let shutdown = CancellationToken::new();
     let listener = bind(&config.socket)?;
     let (handle, engine) =
-        Engine::new(store, config.arns.clone(), seams, shutdown.clone()).spawn()?;
+        Engine::new(store.clone(), config.arns.clone(), seams, shutdown.clone()).spawn()?;
+    let metrics = metrics.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "Prometheus metrics on /metrics");
+        }
+        let scrape = crate::metrics::Scrape {
+            observe: observe.clone(),
+            store: store.clone(),
+        };
+        tokio::spawn(crate::metrics::serve(l, scrape, shutdown.clone()))
+    });
+    let berth_routes = crate::api::berth::router(crate::api::berth::BerthApi {
+        observe: observe.clone(),
+        shutdown: shutdown.clone(),
+    });
     // A short timeout: this only answers "does the subnet/group exist" before RunTask.
     let netd_check = Arc::new(
         netd::api::Client::new(config.netd_socket.clone()).with_timeout(Duration::from_secs(2)),
@@ -330,10 +393,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         listener,
         config.socket.clone(),
         dispatcher,
+        berth_routes,
         shutdown.clone(),
     )
     .await;
     shutdown.cancel();
+    if let Some(m) = metrics {
+        match m.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the metrics listener failed"),
+            Err(e) => tracing::error!(error = %e, "the metrics listener panicked"),
+        }
+    }
     if let Some(tcp) = tcp {
         match tcp.await {
             Ok(Ok(())) => {}

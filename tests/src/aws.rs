@@ -61,10 +61,36 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration, what: &str) -> std::proce
 /// tests wait for one maker), reused afterwards. Returns its directory (`bin/aws`,
 /// `bin/python`).
 pub fn venv() -> PathBuf {
+    let name = format!("aws-venv-awscli-{AWSCLI_VERSION}-boto3-{BOTO3_VERSION}");
+    let packages = [
+        format!("awscli=={AWSCLI_VERSION}"),
+        format!("boto3=={BOTO3_VERSION}"),
+    ];
+    python_venv(&name, &packages, |dir| {
+        let aws = run_bounded(
+            Command::new(dir.join("bin/aws")).arg("--version"),
+            Duration::from_secs(60),
+            "aws --version",
+        );
+        let version = format!(
+            "{}{}",
+            String::from_utf8_lossy(&aws.stdout),
+            String::from_utf8_lossy(&aws.stderr)
+        );
+        assert!(
+            version.contains(&format!("aws-cli/{AWSCLI_VERSION}")),
+            "the venv's aws is not {AWSCLI_VERSION}: {version}"
+        );
+    })
+}
+
+/// A Python virtual environment `/var/cache/berth-tests/NAME` (Debian's python3-venv) with
+/// the pinned `packages` from PyPI: made on first use under an exclusive lock (parallel tests
+/// wait for one maker), `check`ed once, then reused. Returns its directory.
+pub fn python_venv(name: &str, packages: &[String], check: impl Fn(&Path)) -> PathBuf {
     let cache = Path::new(CACHE);
     std::fs::create_dir_all(cache).unwrap_or_else(|e| panic!("create {CACHE}: {e}"));
-    let name = format!("aws-venv-awscli-{AWSCLI_VERSION}-boto3-{BOTO3_VERSION}");
-    let dir = cache.join(&name);
+    let dir = cache.join(name);
     let marker = dir.join("berth-complete");
     let lock_file = std::fs::File::create(cache.join(format!("{name}.lock"))).unwrap();
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
@@ -101,35 +127,17 @@ pub fn venv() -> PathBuf {
                 "--timeout",
                 "60",
             ])
-            .arg(format!("awscli=={AWSCLI_VERSION}"))
-            .arg(format!("boto3=={BOTO3_VERSION}")),
+            .args(packages),
         Duration::from_secs(600),
-        "pip install awscli boto3",
+        &format!("pip install {packages:?}"),
     );
     assert!(
         pip.status.success(),
-        "pip install awscli=={AWSCLI_VERSION} boto3=={BOTO3_VERSION} failed: {}",
+        "pip install {packages:?} failed: {}",
         String::from_utf8_lossy(&pip.stderr)
     );
-    let aws = run_bounded(
-        Command::new(dir.join("bin/aws")).arg("--version"),
-        Duration::from_secs(60),
-        "aws --version",
-    );
-    let version = format!(
-        "{}{}",
-        String::from_utf8_lossy(&aws.stdout),
-        String::from_utf8_lossy(&aws.stderr)
-    );
-    assert!(
-        version.contains(&format!("aws-cli/{AWSCLI_VERSION}")),
-        "the venv's aws is not {AWSCLI_VERSION}: {version}"
-    );
-    std::fs::write(
-        &marker,
-        format!("awscli=={AWSCLI_VERSION}\nboto3=={BOTO3_VERSION}\n"),
-    )
-    .unwrap();
+    check(&dir);
+    std::fs::write(&marker, format!("{}\n", packages.join("\n"))).unwrap();
     dir
 }
 

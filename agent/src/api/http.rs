@@ -78,13 +78,18 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, ListenError> {
 }
 
 /// Serve ECS requests on `listener` until `shutdown` is cancelled; in-flight requests finish.
+/// `berth_routes` (paths under `/berth/v1/`, see [`super::berth`]) are served beside them.
 pub async fn serve(
     listener: tokio::net::UnixListener,
     path: PathBuf,
     dispatcher: Dispatcher,
+    berth_routes: axum::Router,
     shutdown: CancellationToken,
 ) -> Result<(), ListenError> {
-    let app = axum::Router::new().fallback(handle).with_state(dispatcher);
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(dispatcher)
+        .merge(berth_routes);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

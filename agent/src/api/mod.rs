@@ -6,6 +6,7 @@
 //! the signature over the same raw bytes first) share one dispatcher.
 
 pub mod arn;
+pub mod berth;
 pub mod coverage;
 pub mod credentials;
 pub mod error;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 struct Cli {
     /// TOML file with the same keys as the flags (`root`, `socket`, `netd_socket`, `runtime`,
     /// `runtime_root`, `region`, `account_id`, `ecs_listen`, `credentials`, `log_max_bytes`,
-    /// `log_max_files`, `task_credentials`); flags win.
+    /// `log_max_files`, `task_credentials`, `metrics_listen`, `events_file`); flags win.
     #[arg(long)]
     config: Option<PathBuf>,
     /// State root (agent.db, images, task bundles). Default /var/lib/berth.
@@ -55,6 +55,14 @@ struct Cli {
     /// role that is not. Unset (the default): no task roles.
     #[arg(long, value_name = "FILE")]
     task_credentials: Option<PathBuf>,
+    /// Serve Prometheus text metrics at /metrics on this loopback address (e.g.
+    /// 127.0.0.1:9464). Off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Also append every task state-change event (berth events) to this file, one JSON line
+    /// each. Off by default.
+    #[arg(long, value_name = "FILE")]
+    events_file: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Sub>,
 }
@@ -95,6 +103,8 @@ fn main() -> ExitCode {
             log_max_bytes: cli.log_max_bytes,
             log_max_files: cli.log_max_files,
             task_credentials: cli.task_credentials,
+            metrics_listen: cli.metrics_listen,
+            events_file: cli.events_file,
         };
         let config = daemon::Config::resolve(flags, file)?;
         let rt = tokio::runtime::Runtime::new().map_err(daemon::DaemonError::AsyncRuntime)?;

@@ -53,6 +53,8 @@ enum Cmd {
     Logs(cli::logs::LogsArgs),
     /// Run a command in a running task's container (ECS Exec, locally).
     Exec(cli::exec::ExecArgs),
+    /// Task state changes as JSON lines (EventBridge's "ECS Task State Change" shape).
+    Events(cli::events::EventsArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Cmd::Stop(a) => cli::task::stop(a, &ctx),
         Cmd::Logs(a) => cli::logs::logs(a, &ctx),
         Cmd::Exec(a) => cli::exec::exec(a, &ctx),
+        Cmd::Events(a) => cli::events::events(a, &ctx),
     };
     match result {
         Ok(code) => code,

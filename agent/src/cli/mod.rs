@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod console;
+pub mod events;
 pub mod exec;
 pub mod image;
 pub mod logs;

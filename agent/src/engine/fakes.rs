@@ -97,6 +97,9 @@ impl Fake {
             endpoints: self.clone(),
             tasks_dir,
             log_limits: crate::logs::LogLimits::default(),
+            observe: Arc::new(crate::observe::Observer::in_memory(
+                crate::api::arn::Arns::default(),
+            )),
         }
     }
 }
@@ -195,6 +198,7 @@ impl ImageSource for Fake {
             }
             Ok(PulledImage {
                 digest: Some("sha256:00".into()),
+                fetched_bytes: Some(0),
             })
         })
     }

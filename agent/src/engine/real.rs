@@ -302,15 +302,28 @@ impl ImageSource for ImagesLib {
             if let Ok(rec) = self.store.resolve(&image) {
                 return Ok(PulledImage {
                     digest: Some(rec.id.to_string()),
+                    fetched_bytes: None,
                 });
             }
+            // The layers' bytes as they are committed, for the pull-bytes metric.
+            let fetched = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let counter = fetched.clone();
+            let options = images::PullOptions {
+                progress: Some(Arc::new(move |p| {
+                    if let images::Progress::LayerDone { size, .. } = p {
+                        counter.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })),
+                ..images::PullOptions::default()
+            };
             let report = self
                 .store
-                .pull(&image, &images::PullOptions::default())
+                .pull(&image, &options)
                 .await
                 .map_err(|e| image_err(&image)(crate::cli::error_chain(&e)))?;
             Ok(PulledImage {
                 digest: Some(report.image.id.to_string()),
+                fetched_bytes: Some(fetched.load(std::sync::atomic::Ordering::Relaxed)),
             })
         })
     }

@@ -218,6 +218,8 @@ pub struct RuntimeLocation {
 pub struct PulledImage {
     /// `sha256:…` of the manifest, when known.
     pub digest: Option<String>,
+    /// Bytes downloaded from the registry; `None` when the image was in the store already.
+    pub fetched_bytes: Option<u64>,
 }
 
 /// What the definition and RunTask's overrides say about the process; the image's config
@@ -362,4 +364,6 @@ pub struct Seams {
     pub tasks_dir: PathBuf,
     /// The log limits new tasks get (each task keeps the ones it started with).
     pub log_limits: crate::logs::LogLimits,
+    /// Events and metrics: told of every recorded transition, pull and attach.
+    pub observe: std::sync::Arc<crate::observe::Observer>,
 }

@@ -10,6 +10,7 @@ use super::seams::{
     Seams, StartArgs, StopSignal, TaskCgroupArgs, WaitArgs,
 };
 use super::shutdown::CancellationToken;
+use crate::metrics::PullSource;
 use crate::model::{
     now_epoch, random_uuid, ContainerStatus, DesiredStatus, EniRecord, StopCode, TaskRecord,
     TaskStatus,
@@ -181,6 +182,8 @@ impl Supervisor {
             }
         }
         self.cmds = Some(cmds);
+        // A new task's first event (PROVISIONING); an adopted task's is not repeated.
+        self.seams.observe.recorded(&self.task);
         loop {
             if let Some(action) = next_action(&self.task, now_epoch()) {
                 let started = Instant::now();
@@ -219,6 +222,7 @@ impl Supervisor {
         if let Err(e) = self.store.put_task(&self.task) {
             tracing::error!(task = %self.task.id, error = %crate::cli::error_chain(&e), "recording a transition failed");
         }
+        self.seams.observe.recorded(&self.task);
     }
 
     fn apply(&mut self, cmd: TaskCmd) {
@@ -361,13 +365,17 @@ impl Supervisor {
             security_groups: self.task.network.security_groups.clone(),
         };
         let network = self.seams.network.clone();
-        match timed(
+        let started = Instant::now();
+        let attached = timed(
             format!("attach ENI of {}", self.task.id),
             CALL_TIMEOUT,
             network.attach(args),
         )
-        .await
-        {
+        .await;
+        self.seams
+            .observe
+            .attached(started.elapsed(), attached.is_ok());
+        match attached {
             Ok(eni) => {
                 tracing::info!(task = %self.task.id, ip = %eni.ip, "eni attached");
                 self.task.eni = Some(EniRecord {
@@ -401,6 +409,7 @@ impl Supervisor {
         self.task.times.pull_started_at.get_or_insert(now);
         let image = self.task.containers[i].spec.image.clone();
         let images = self.seams.images.clone();
+        let started = Instant::now();
         let pull = timed(format!("pull {image}"), PULL_TIMEOUT, images.pull(image));
         tokio::pin!(pull);
         // A pull can take minutes: StopTask is applied meanwhile and abandons it.
@@ -417,6 +426,14 @@ impl Supervisor {
             }
         };
         self.task.times.pull_stopped_at = Some(now_epoch());
+        let (source, bytes) = match &result {
+            Ok(p) => match p.fetched_bytes {
+                Some(b) => (PullSource::Registry, Some(b)),
+                None => (PullSource::Local, Some(0)),
+            },
+            Err(_) => (PullSource::Registry, None),
+        };
+        self.seams.observe.pulled(source, started.elapsed(), bytes);
         let c = &mut self.task.containers[i];
         match result {
             Ok(p) => {

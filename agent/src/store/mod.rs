@@ -16,6 +16,7 @@
 //! Each row keeps its record as JSON next to the columns queries filter on, so the schema
 //! does not churn with every field the lifecycle learns to track.
 
+mod events;
 mod tags;
 mod tasks;
 
@@ -122,6 +123,7 @@ CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, created_at);
 CREATE TABLE IF NOT EXISTS task_tags (id TEXT PRIMARY KEY, tags TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS client_tokens (
     token TEXT PRIMARY KEY, cluster TEXT NOT NULL, task_ids TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, task TEXT NOT NULL, line TEXT NOT NULL);
 ";
 
 /// The cluster every account has.
