@@ -9,6 +9,7 @@ BERTH_PACKAGES=(
   skopeo umoci docker-registry apache2-utils
   python3-venv hyperfine time
   systemd vagrant vagrant-libvirt debootstrap
+  graphviz
 )
 
 say() { printf '\n== %s\n' "$*" >&2; }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod events;
+pub mod inspect;
 pub mod logs;
 pub mod metadata;
 pub mod metrics;

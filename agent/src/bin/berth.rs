@@ -55,6 +55,11 @@ enum Cmd {
     Exec(cli::exec::ExecArgs),
     /// Task state changes as JSON lines (EventBridge's "ECS Task State Change" shape).
     Events(cli::events::EventsArgs),
+    /// Show a task's isolation, read from the kernel: namespaces, cgroup limits, rootfs
+    /// layers, ENI, security-group rules in nftables, seccomp and capabilities.
+    Inspect(cli::inspect::InspectArgs),
+    /// Print the host's VPC, subnets, ENIs, tasks and security groups as Graphviz DOT.
+    Topology(cli::topology::TopologyArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,8 @@ fn main() -> ExitCode {
         Cmd::Logs(a) => cli::logs::logs(a, &ctx),
         Cmd::Exec(a) => cli::exec::exec(a, &ctx),
         Cmd::Events(a) => cli::events::events(a, &ctx),
+        Cmd::Inspect(a) => cli::inspect::inspect(a, &ctx),
+        Cmd::Topology(a) => cli::topology::topology(a, &ctx),
     };
     match result {
         Ok(code) => code,

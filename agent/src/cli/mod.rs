@@ -5,9 +5,11 @@ pub mod console;
 pub mod events;
 pub mod exec;
 pub mod image;
+pub mod inspect;
 pub mod logs;
 pub mod net;
 pub mod task;
+pub mod topology;
 
 use std::path::PathBuf;
 
