@@ -307,9 +307,13 @@ pub fn eni_from(
     inside: &netlink::Snapshot,
     host: Option<&netlink::Snapshot>,
 ) -> Option<EniFacts> {
-    // The task end: the non-loopback link holding an IPv4 address (netd's `eth0`).
-    let addr = inside.addresses.iter().find(|a| !a.ip.is_loopback())?;
-    let link = inside.links.iter().find(|l| l.index == addr.index)?;
+    // The task end: the veth (a link with a peer) holding a routable IPv4 address (netd's
+    // `eth0`); `lo` also holds the metadata endpoint's link-local 169.254.170.2.
+    let (addr, link) = inside.addresses.iter().find_map(|a| {
+        let link = inside.links.iter().find(|l| l.index == a.index)?;
+        let is_eni = link.peer_index.is_some() && !a.ip.is_loopback() && !a.ip.is_link_local();
+        is_eni.then_some((a, link))
+    })?;
     let host_link = host.and_then(|h| {
         let peer = link.peer_index?;
         h.links
@@ -670,6 +674,11 @@ mod tests {
                     index: 1,
                     ip: Ipv4Addr::LOCALHOST,
                     prefix_len: 8,
+                },
+                netlink::Address {
+                    index: 1,
+                    ip: "169.254.170.2".parse().unwrap(),
+                    prefix_len: 32,
                 },
                 netlink::Address {
                     index: 2,
