@@ -343,6 +343,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let listener = bind(&config.socket)?;
     let (handle, engine) =
         Engine::new(store.clone(), config.arns.clone(), seams, shutdown.clone()).spawn()?;
+    // Task usage for /metrics and berth stats; without cgroups the agent still runs.
+    let collector = match crate::stats::Collector::detect() {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!(error = %crate::cli::error_chain(&e), "no task stats: cgroups not found");
+            None
+        }
+    };
     let metrics = metrics.map(|l| {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(%addr, "Prometheus metrics on /metrics");
@@ -350,12 +358,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let scrape = crate::metrics::Scrape {
             observe: observe.clone(),
             store: store.clone(),
+            collector: collector.clone(),
         };
         tokio::spawn(crate::metrics::serve(l, scrape, shutdown.clone()))
     });
     let berth_routes = crate::api::berth::router(crate::api::berth::BerthApi {
         observe: observe.clone(),
         shutdown: shutdown.clone(),
+        store: store.clone(),
+        collector: collector.clone(),
     });
     // A short timeout: this only answers "does the subnet/group exist" before RunTask.
     let netd_check = Arc::new(

@@ -343,20 +343,17 @@ fn task_labels(t: &TaskSample) -> Vec<(&str, &str)> {
     ]
 }
 
-/// `# HELP` and `# TYPE` of a family. A counter's family name has no `_total`.
+/// `# HELP` and `# TYPE` of a family, named as its samples are (a counter's with `_total`:
+/// the Prometheus text format, unlike OpenMetrics, names the family by the metric).
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let name = if kind == "counter" {
-        name.strip_suffix("_total").unwrap_or(name)
-    } else {
-        name
-    };
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    family(out, name, "counter", help);
-    sample(out, &format!("{name}_total"), &[], v as f64);
+    let name = format!("{name}_total");
+    family(out, &name, "counter", help);
+    sample(out, &name, &[], v as f64);
 }
 
 fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], v: f64) {
@@ -397,6 +394,37 @@ fn escape_help(v: &str) -> String {
 #[cfg(test)]
 mod tests;
 
+/// One cgroup's usage from its statistics (`None`: the cgroup does not exist).
+pub fn usage_of(cg: Option<&berth_cgroups::Stats>) -> Usage {
+    match cg {
+        Some(st) => Usage {
+            cpu_seconds: Some(crate::stats::cpu_seconds(st)),
+            memory_bytes: Some(crate::stats::memory_usage(st)),
+            memory_limit_bytes: crate::stats::memory_limit(st),
+            pids: Some(st.pids.current),
+        },
+        None => Usage::default(),
+    }
+}
+
+/// A task's series from its statistics.
+pub fn sample_task(t: &crate::model::TaskRecord, s: &crate::stats::TaskStats) -> TaskSample {
+    let eni = s.eni();
+    TaskSample {
+        task: t.id.clone(),
+        cluster: t.cluster.clone(),
+        task_definition: format!("{}:{}", t.family, t.revision),
+        usage: usage_of(s.cgroup.as_ref()),
+        net_rx_bytes: eni.map(|c| c.rx_bytes),
+        net_tx_bytes: eni.map(|c| c.tx_bytes),
+        containers: s
+            .containers
+            .iter()
+            .map(|c| (c.name.clone(), usage_of(c.cgroup.as_ref())))
+            .collect(),
+    }
+}
+
 /// What `/metrics` reads at each scrape.
 #[derive(Clone)]
 pub struct Scrape {
@@ -404,6 +432,8 @@ pub struct Scrape {
     pub observe: std::sync::Arc<crate::observe::Observer>,
     /// Tasks by status, and the tasks whose usage is read.
     pub store: crate::store::Store,
+    /// Reads the tasks' cgroups and ENIs (`None`: this host's cgroups could not be found).
+    pub collector: Option<std::sync::Arc<crate::stats::Collector>>,
 }
 
 impl Scrape {
@@ -415,7 +445,17 @@ impl Scrape {
             .into_iter()
             .filter_map(|(s, n)| TaskStatus::parse(&s).map(|s| (s, n)))
             .collect();
-        Ok(self.observe.metrics.render(&by_status, &[]))
+        let mut samples = Vec::new();
+        if let Some(collector) = &self.collector {
+            for t in self.store.unfinished_tasks()? {
+                match collector.task(&t) {
+                    Ok(s) => samples.push(sample_task(&t, &s)),
+                    // A task being torn down while it was read: left out of this scrape.
+                    Err(e) => tracing::debug!(task = %t.id, error = %e, "no stats for a scrape"),
+                }
+            }
+        }
+        Ok(self.observe.metrics.render(&by_status, &samples))
     }
 }
 

@@ -60,6 +60,8 @@ enum Cmd {
     Inspect(cli::inspect::InspectArgs),
     /// Print the host's VPC, subnets, ENIs, tasks and security groups as Graphviz DOT.
     Topology(cli::topology::TopologyArgs),
+    /// A live table of each task's and container's CPU, memory, network and pids.
+    Stats(cli::stats::StatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Cmd::Events(a) => cli::events::events(a, &ctx),
         Cmd::Inspect(a) => cli::inspect::inspect(a, &ctx),
         Cmd::Topology(a) => cli::topology::topology(a, &ctx),
+        Cmd::Stats(a) => cli::stats::stats(a, &ctx),
     };
     match result {
         Ok(code) => code,

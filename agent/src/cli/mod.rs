@@ -8,6 +8,7 @@ pub mod image;
 pub mod inspect;
 pub mod logs;
 pub mod net;
+pub mod stats;
 pub mod task;
 pub mod topology;
 

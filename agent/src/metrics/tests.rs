@@ -19,7 +19,7 @@ fn histogram_buckets_are_cumulative_with_inf_sum_and_count() {
         "berth_runtask_to_running_seconds_count 3",
         "berth_tasks{status=\"RUNNING\"} 2",
         "berth_tasks{status=\"STOPPED\"} 0",
-        "# TYPE berth_image_pull_bytes counter",
+        "# TYPE berth_image_pull_bytes_total counter",
         "berth_image_pull_bytes_total 0",
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
@@ -72,7 +72,7 @@ fn task_and_container_series_carry_their_labels_escaped() {
     let text = Metrics::default().render(&[], &[t]);
     let l = "task=\"abc\",cluster=\"de\\\"v\",task_definition=\"web:3\"";
     for line in [
-        "# TYPE berth_task_cpu_seconds counter".to_owned(),
+        "# TYPE berth_task_cpu_seconds_total counter".to_owned(),
         format!("berth_task_cpu_seconds_total{{{l}}} 1.5"),
         format!("berth_task_memory_usage_bytes{{{l}}} 4096"),
         format!("berth_task_memory_limit_bytes{{{l}}} 536870912"),
