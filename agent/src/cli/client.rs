@@ -91,6 +91,26 @@ impl AgentClient {
             message: v["message"].as_str().unwrap_or("").to_owned(),
         })
     }
+
+    /// Every task ARN `ListTasks` gives for `filter` (its `desiredStatus`, `cluster`, ...),
+    /// following `nextToken` through all pages.
+    pub fn list_task_arns(&self, mut filter: Value) -> Result<Vec<String>, ClientError> {
+        let mut arns = Vec::new();
+        loop {
+            let page = self.call("ListTasks", &filter)?;
+            arns.extend(
+                page["taskArns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned)),
+            );
+            match page["nextToken"].as_str() {
+                Some(t) => filter["nextToken"] = Value::from(t),
+                None => return Ok(arns),
+            }
+        }
+    }
 }
 
 impl AgentClient {

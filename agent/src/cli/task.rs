@@ -182,25 +182,7 @@ pub fn ps(a: PsArgs, ctx: &Ctx) -> Result<ExitCode, CliError> {
     };
     let mut ids = Vec::new();
     for status in statuses {
-        let mut token: Option<String> = None;
-        loop {
-            let mut body = with_cluster(json!({"desiredStatus": status}), &a.cluster);
-            if let Some(t) = &token {
-                body["nextToken"] = json!(t);
-            }
-            let page = c.call("ListTasks", &body)?;
-            ids.extend(
-                page["taskArns"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str().map(str::to_owned)),
-            );
-            token = page["nextToken"].as_str().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+        ids.extend(c.list_task_arns(with_cluster(json!({"desiredStatus": status}), &a.cluster))?);
     }
     let mut tasks = Vec::new();
     for chunk in ids.chunks(100) {

@@ -36,26 +36,7 @@ fn running_tasks(agent: &AgentClient, cluster: &Option<String>) -> Result<Vec<Ta
         }
         v
     };
-    let mut arns: Vec<String> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut body = with_cluster(json!({"desiredStatus": "RUNNING"}));
-        if let Some(t) = &token {
-            body["nextToken"] = json!(t);
-        }
-        let page = agent.call("ListTasks", &body)?;
-        arns.extend(
-            page["taskArns"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_owned)),
-        );
-        token = page["nextToken"].as_str().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    let arns = agent.list_task_arns(with_cluster(json!({"desiredStatus": "RUNNING"})))?;
     let mut out = Vec::new();
     for chunk in arns.chunks(100) {
         let d = agent.call("DescribeTasks", &with_cluster(json!({"tasks": chunk})))?;

@@ -16,60 +16,20 @@ pub fn parse_ns_link(kind: &str, link: &str) -> Option<u64> {
         .ok()
 }
 
-/// The capability names by bit (linux/capability.h); bits past the table show as `cap_<n>`.
-const CAP_NAMES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// The names of the bits set in a capability mask, lowest bit first.
+/// The names of the bits set in a capability mask, lowest bit first (the `caps` crate's
+/// names, as in /proc and capability.h); bits it does not know show as `cap_<n>`.
 pub fn cap_names(mask: u64) -> Vec<String> {
-    (0..64u32)
+    let known: std::collections::HashMap<u8, String> = caps::all()
+        .into_iter()
+        .map(|c| (c.index(), c.to_string()))
+        .collect();
+    (0..64u8)
         .filter(|bit| mask & (1u64 << bit) != 0)
         .map(|bit| {
-            usize::try_from(bit)
-                .ok()
-                .and_then(|i| CAP_NAMES.get(i))
-                .map_or_else(|| format!("cap_{bit}"), |n| (*n).to_owned())
+            known
+                .get(&bit)
+                .cloned()
+                .unwrap_or_else(|| format!("cap_{bit}"))
         })
         .collect()
 }
