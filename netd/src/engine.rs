@@ -323,10 +323,13 @@ impl Engine {
             .values()
             .map(|r| crate::firewall::combo_name(&Self::fw_eni(r).groups))
             .collect();
-        let stale: Vec<String> = self.combos.difference(&in_use).cloned().collect();
+        let mut stale: Vec<String> = self.combos.difference(&in_use).cloned().collect();
+        let mut kept: Vec<String> = self.combos.intersection(&in_use).cloned().collect();
+        stale.sort_unstable();
+        kept.sort_unstable();
         let script = format!(
             "{}{}",
-            self.topo.delete_combos_script(&stale),
+            self.topo.delete_combos_script(&stale, &kept),
             self.topo.delete_group_script(&gid)
         );
         self.nft(&script)?;

@@ -2,14 +2,23 @@
 //!
 //! One table, `inet <table>`, that netd owns. A packet's cost does not grow with tasks:
 //! - set `g_<group>`: the IPs of the group's members (source/destination-group rules);
-//! - map `eni_out` / `eni_in`: ENI IP → `goto` the chain for its *combination* of groups
-//!   (`c_<hash>_out` / `c_<hash>_in`), shared by every ENI with the same groups;
+//! - set `c_<hash>`: the IPs of the ENIs with one *combination* of groups, and chains
+//!   `c_<hash>_in` / `c_<hash>_out` that jump to each of those groups' chains, shared by
+//!   every ENI with the same groups;
+//! - chains `dispatch_in` / `dispatch_out`: one rule per combination, `ip daddr @c_<hash>
+//!   goto c_<hash>_in` (and `saddr` … `_out`);
 //! - chains `g_<group>_in` / `g_<group>_out`: the group's rules, a few per group.
 //!
+//! An attach or detach only adds or removes elements of plain sets. A verdict map from ENI
+//! IP to chain would save the dispatch rules, but every element added to a map whose
+//! elements `goto` makes the kernel re-validate the whole table, walking every element:
+//! each attach would cost more the more ENIs are alive. Combinations are few (a task has at
+//! most 5 groups), so the dispatch chains stay short.
+//!
 //! Forwarded packets: `ct state established,related accept` first (stateful; rule changes
-//! never cut an allowed connection), then the sender's egress (`eni_out`: a group rule that
-//! matches jumps on to the ingress stage, none matching drops), then the receiver's ingress
-//! (`eni_in`: a matching rule accepts, none drops). Packets from the host itself to a task
+//! never cut an allowed connection), then the sender's egress (`dispatch_out`: a group rule
+//! that matches jumps on to the ingress stage, none matching drops), then the receiver's
+//! ingress (`dispatch_in`: a matching rule accepts, none drops). Packets from the host itself to a task
 //! meet the ingress stage in `output`; tasks reach the host only at their gateway (ICMP) and
 //! the configured host services. Private subnets never leave the VPC; public ones are
 //! masqueraded to the uplink, and published ports DNAT host:port to task:port.
@@ -90,6 +99,7 @@ impl Topology {
             key.sort();
             if !combos.contains(&key) {
                 self.combo_chains(&mut s, &key);
+                self.dispatch_rules(&mut s, &combo_name(&key));
                 combos.push(key);
             }
         }
@@ -104,12 +114,12 @@ impl Topology {
         for line in [
             "add set inet {t} enis { type ipv4_addr; }",
             "add set inet {t} gateways { type ipv4_addr; }",
-            "add map inet {t} eni_in { type ipv4_addr : verdict; }",
-            "add map inet {t} eni_out { type ipv4_addr : verdict; }",
             "add map inet {t} pub_tcp { type inet_service : ipv4_addr . inet_service; }",
             "add map inet {t} pub_udp { type inet_service : ipv4_addr . inet_service; }",
             // Group egress rules `goto ingress`: the chain must exist before them.
             "add chain inet {t} ingress",
+            "add chain inet {t} dispatch_in",
+            "add chain inet {t} dispatch_out",
         ] {
             let _ = writeln!(s, "{}", line.replace("{t}", t));
         }
@@ -146,8 +156,10 @@ impl Topology {
         }
     }
 
+    /// The combination's member set and its two chains (emptied if they exist).
     fn combo_chains(&self, s: &mut String, groups: &[GroupId]) {
         let (t, c) = (&self.table, combo_name(groups));
+        let _ = writeln!(s, "add set inet {t} {c} {{ type ipv4_addr; }}");
         for dir in ["in", "out"] {
             let _ = writeln!(
                 s,
@@ -164,10 +176,20 @@ impl Topology {
         }
     }
 
+    /// The combination's two dispatch rules: its members go to its chains.
+    fn dispatch_rules(&self, s: &mut String, c: &str) {
+        let t = &self.table;
+        let _ = writeln!(
+            s,
+            "add rule inet {t} dispatch_in ip daddr @{c} goto {c}_in\n\
+             add rule inet {t} dispatch_out ip saddr @{c} goto {c}_out"
+        );
+    }
+
     fn base_chains(&self, s: &mut String) {
         let t = &self.table;
         let vpc = self.vpc;
-        let _ = writeln!(s, "add rule inet {t} ingress ip daddr vmap @eni_in");
+        let _ = writeln!(s, "add rule inet {t} ingress jump dispatch_in");
         let _ = writeln!(s, "add rule inet {t} ingress ip daddr {vpc} drop");
         let _ = writeln!(s, "add rule inet {t} ingress accept");
 
@@ -197,7 +219,7 @@ impl Topology {
                 );
             }
         }
-        let _ = writeln!(s, "add rule inet {t} forward ip saddr vmap @eni_out");
+        let _ = writeln!(s, "add rule inet {t} forward jump dispatch_out");
         let _ = writeln!(s, "add rule inet {t} forward ip saddr {vpc} drop");
         let _ = writeln!(s, "add rule inet {t} forward ip daddr {vpc} goto ingress");
 
@@ -262,13 +284,7 @@ impl Topology {
         for g in &e.groups {
             let _ = writeln!(s, "{verb} element inet {t} g_{} {{ {ip} }}", g.nft_name());
         }
-        let (vin, vout) = if verb == "add" {
-            (format!(" : goto {c}_in"), format!(" : goto {c}_out"))
-        } else {
-            (String::new(), String::new())
-        };
-        let _ = writeln!(s, "{verb} element inet {t} eni_in {{ {ip}{vin} }}");
-        let _ = writeln!(s, "{verb} element inet {t} eni_out {{ {ip}{vout} }}");
+        let _ = writeln!(s, "{verb} element inet {t} {c} {{ {ip} }}");
         for p in &e.published {
             let proto = if p.udp { "udp" } else { "tcp" };
             let data = if verb == "add" {
@@ -291,6 +307,7 @@ impl Topology {
             let mut key = e.groups.clone();
             key.sort();
             self.combo_chains(&mut s, &key);
+            self.dispatch_rules(&mut s, &combo_name(&key));
         }
         self.add_eni_elements(&mut s, e);
         s
@@ -331,14 +348,26 @@ impl Topology {
         s
     }
 
-    /// Remove combination chains (by name, as [`combo_name`] gives them) that no ENI uses.
-    pub fn delete_combos_script(&self, combos: &[String]) -> String {
+    /// Remove the combinations `stale` (by name, as [`combo_name`] gives them) that no ENI
+    /// uses: the dispatch chains are refilled with the rules of those in `kept` only, then
+    /// the stale chains and sets go.
+    pub fn delete_combos_script(&self, stale: &[String], kept: &[String]) -> String {
         let t = &self.table;
         let mut s = String::new();
-        for c in combos {
+        if stale.is_empty() {
+            return s;
+        }
+        let _ = writeln!(
+            s,
+            "flush chain inet {t} dispatch_in\nflush chain inet {t} dispatch_out"
+        );
+        for c in kept {
+            self.dispatch_rules(&mut s, c);
+        }
+        for c in stale {
             let _ = writeln!(
                 s,
-                "delete chain inet {t} {c}_in\ndelete chain inet {t} {c}_out"
+                "delete chain inet {t} {c}_in\ndelete chain inet {t} {c}_out\ndelete set inet {t} {c}"
             );
         }
         s
@@ -469,22 +498,30 @@ mod tests {
     }
 
     #[test]
-    fn unused_combination_chains_go_before_the_group_they_jump_to() {
+    fn unused_combinations_go_before_the_group_they_jump_to() {
         let c = combo_name(&[gid("web-1")]);
+        let k = combo_name(&[gid("app")]);
         let s = format!(
             "{}{}",
-            topo().delete_combos_script(std::slice::from_ref(&c)),
+            topo().delete_combos_script(std::slice::from_ref(&c), std::slice::from_ref(&k)),
             topo().delete_group_script(&gid("web-1"))
         );
         assert_eq!(
             s,
             format!(
-                "delete chain inet berth {c}_in\ndelete chain inet berth {c}_out\n\
+                "flush chain inet berth dispatch_in\nflush chain inet berth dispatch_out\n\
+                 add rule inet berth dispatch_in ip daddr @{k} goto {k}_in\n\
+                 add rule inet berth dispatch_out ip saddr @{k} goto {k}_out\n\
+                 delete chain inet berth {c}_in\ndelete chain inet berth {c}_out\n\
+                 delete set inet berth {c}\n\
                  delete chain inet berth g_web_1_in\ndelete chain inet berth g_web_1_out\n\
                  delete set inet berth g_web_1\n"
             )
         );
-        assert_eq!(topo().delete_combos_script(&[]), "");
+        assert_eq!(
+            topo().delete_combos_script(&[], std::slice::from_ref(&k)),
+            ""
+        );
     }
 
     #[test]
@@ -510,16 +547,18 @@ mod tests {
         let c = combo_name(&e.groups);
         let a = topo().attach_script(&e, false);
         assert!(!a.contains("chain"));
-        assert!(a.contains(&format!(
-            "add element inet berth eni_in {{ 172.31.0.9 : goto {c}_in }}"
-        )));
+        assert!(a.contains(&format!("add element inet berth {c} {{ 172.31.0.9 }}")));
+        assert!(!a.contains("goto"), "attach touches no verdict: {a}");
         assert!(a.contains("add element inet berth pub_tcp { 18080 : 172.31.0.9 . 8080 }"));
         let d = topo().detach_script(&e);
         assert!(d.contains("delete element inet berth g_web_1 { 172.31.0.9 }"));
         assert!(d.contains("delete element inet berth pub_tcp { 18080 }"));
-        assert!(topo()
-            .attach_script(&e, true)
-            .contains(&format!("add rule inet berth {c}_in drop")));
+        let first = topo().attach_script(&e, true);
+        assert!(first.contains(&format!("add set inet berth {c} {{ type ipv4_addr; }}")));
+        assert!(first.contains(&format!("add rule inet berth {c}_in drop")));
+        assert!(first.contains(&format!(
+            "add rule inet berth dispatch_in ip daddr @{c} goto {c}_in"
+        )));
     }
 
     #[test]

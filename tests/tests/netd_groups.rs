@@ -211,3 +211,42 @@ fn the_host_end_of_an_eni_has_ipv6_off() {
         String::from_utf8_lossy(&up.stdout)
     );
 }
+
+/// Deleting a group whose last ENI is gone also removes its combination (set, chains and
+/// dispatch rules) in one transaction; the combinations still in use keep working.
+#[test]
+fn deleting_an_unused_group_removes_its_combination_and_others_keep_working() {
+    if !berth_tests::require_root() {
+        return;
+    }
+    let lab = Lab::started();
+    lab.group("app", vec![], None);
+    lab.group("web", vec![tcp_from_group(8080, "app")], None);
+    lab.group("gone", vec![], None);
+    let web = lab.attach("public", &["web"]);
+    let app = lab.attach("public", &["app"]);
+    let passing = lab.attach("public", &["gone", "app"]);
+    let gone_combo = netd::firewall::combo_name(&[
+        netd::model::GroupId::parse("id", "gone").unwrap(),
+        netd::model::GroupId::parse("id", "app").unwrap(),
+    ]);
+    assert!(lab.nft_table().contains(&format!("set {gone_combo} ")));
+    serve(&web.netns_path, 8080, "web");
+    assert!(reaches(&passing.netns_path, web.ip, 8080));
+
+    let c = lab.client();
+    let refused = c.delete_security_group("gone").unwrap_err().to_string();
+    assert!(refused.contains("used by 1 ENI"), "{refused}");
+    c.detach(&passing.task).unwrap();
+    c.delete_security_group("gone").unwrap();
+
+    let table = lab.nft_table();
+    assert!(!table.contains(&gone_combo), "{table}");
+    assert!(!table.contains("g_gone"), "{table}");
+    assert!(
+        reaches(&app.netns_path, web.ip, 8080),
+        "the kept combinations' dispatch rules are back after the refill"
+    );
+    let stranger = lab.attach("public", &["default"]);
+    assert!(!reaches(&stranger.netns_path, web.ip, 8080));
+}

@@ -358,18 +358,29 @@ fn security_groups(
     group_ids: &[String],
     gone: &mut Vec<String>,
 ) -> Vec<GroupFacts> {
-    let mut chain_of = |map: &str| -> Option<String> {
-        match nft.list_json("map", map) {
-            Ok(v) => nft::verdict_for(&v, ip),
+    // The combination whose member set holds the address: the dispatch chain names each
+    // combination's set and chain.
+    let dispatch = match nft.list_json("chain", "dispatch_in") {
+        Ok(v) => nft::dispatch_rules(&v),
+        Err(e) => {
+            gone.push(format!("security groups: {e}"));
+            return Vec::new();
+        }
+    };
+    let combo_in = dispatch.into_iter().find_map(|(set, chain)| {
+        let members = nft.list_json("set", &set).map(|v| nft::set_elements(&v));
+        match members {
+            Ok(m) if m.iter().any(|e| e == ip) => Some(chain),
+            Ok(_) => None,
             Err(e) => {
                 gone.push(format!("security groups: {e}"));
                 None
             }
         }
-    };
-    let Some(combo_in) = chain_of("eni_in") else {
+    });
+    let Some(combo_in) = combo_in else {
         gone.push(format!(
-            "security groups: no element for {ip} in map inet {} eni_in",
+            "security groups: {ip} is in no combination set of chain inet {} dispatch_in",
             nft.table
         ));
         return Vec::new();

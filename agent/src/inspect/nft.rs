@@ -94,18 +94,23 @@ fn objects<'a>(v: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> +
         .filter_map(move |o| o.get(kind))
 }
 
-/// The chain a verdict map (`eni_in`/`eni_out`) sends `ip` to (`goto`/`jump` target).
-pub fn verdict_for(map: &Value, ip: &str) -> Option<String> {
-    objects(map, "map")
-        .flat_map(|m| m["elem"].as_array().into_iter().flatten())
-        .find(|e| e[0] == ip)
-        .and_then(|e| {
-            let v = &e[1];
-            v["goto"]["target"]
-                .as_str()
-                .or_else(|| v["jump"]["target"].as_str())
-                .map(str::to_owned)
+/// `(set, chain)` of each rule of a dispatch chain (`dispatch_in`/`dispatch_out`): `ip
+/// daddr @SET goto CHAIN`, members of SET go to CHAIN.
+pub fn dispatch_rules(chain: &Value) -> Vec<(String, String)> {
+    objects(chain, "rule")
+        .filter_map(|r| {
+            let expr = r["expr"].as_array()?;
+            let set = expr
+                .iter()
+                .find_map(|x| x["match"]["right"].as_str()?.strip_prefix('@'))?;
+            let target = expr.iter().find_map(|x| {
+                x["goto"]["target"]
+                    .as_str()
+                    .or_else(|| x["jump"]["target"].as_str())
+            })?;
+            Some((set.to_owned(), target.to_owned()))
         })
+        .collect()
 }
 
 /// The chains a chain's rules `jump` or `goto`, in order.
@@ -173,15 +178,24 @@ mod tests {
     }
 
     #[test]
-    fn the_eni_map_names_the_chain_of_an_address() {
-        let m = j(
-            r#"{"nftables": [{"metainfo": {}}, {"map": {"family": "inet", "name": "eni_in",
-            "table": "t1", "type": "ipv4_addr", "map": "verdict",
-            "elem": [["10.1.0.4", {"goto": {"target": "c_1_in"}}], ["10.1.0.5", {"jump": {"target": "c_2_in"}}]]}}]}"#,
+    fn a_dispatch_chain_names_each_combination_set_and_chain() {
+        let c = j(
+            r#"{"nftables": [{"metainfo": {}}, {"chain": {"name": "dispatch_in"}},
+            {"rule": {"chain": "dispatch_in", "expr": [{"match": {"op": "==",
+              "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@c_1"}},
+              {"goto": {"target": "c_1_in"}}]}},
+            {"rule": {"chain": "dispatch_in", "expr": [{"match": {"op": "==",
+              "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@c_2"}},
+              {"jump": {"target": "c_2_in"}}]}},
+            {"rule": {"chain": "dispatch_in", "expr": [{"drop": null}]}}]}"#,
         );
-        assert_eq!(verdict_for(&m, "10.1.0.4").unwrap(), "c_1_in");
-        assert_eq!(verdict_for(&m, "10.1.0.5").unwrap(), "c_2_in");
-        assert_eq!(verdict_for(&m, "10.1.0.6"), None);
+        assert_eq!(
+            dispatch_rules(&c),
+            vec![
+                ("c_1".to_owned(), "c_1_in".to_owned()),
+                ("c_2".to_owned(), "c_2_in".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn the_vpc_block_is_read_from_the_ingress_chain() {
         let rules = vec![
-            "ip daddr vmap @eni_in".to_owned(),
+            "jump dispatch_in".to_owned(),
             "ip daddr 10.233.0.0/16 drop".to_owned(),
             "accept".to_owned(),
         ];
