@@ -74,6 +74,7 @@ impl Engine {
     /// `POST /enis`. Returns the ENI and whether it was created now (false: the same
     /// request was already done, as after a client retry).
     pub fn attach(&mut self, req: &AttachRequest) -> Result<(api::Eni, bool), NetdError> {
+        let _quiet = self.pool.as_ref().map(crate::pool::NetnsPool::hold_off);
         let v = model::validate_attach(req)?;
         let subnet = self.pick_subnet(v.subnet.as_deref())?;
         let groups = self.check_groups(&v)?;

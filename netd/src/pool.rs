@@ -6,6 +6,11 @@
 //! that dies (even by SIGKILL) leaves none of them behind. An attach takes one and pins it
 //! under the ENI's name, one bind mount. When the pool is empty (a burst of attaches) the
 //! attach makes its namespace itself, as without a pool.
+//!
+//! The filler waits while an attach is in progress ([`NetnsPool::hold_off`]): making a
+//! namespace takes the kernel's RTNL lock and CPU for a while (longer the more namespaces are
+//! alive), and run beside an attach it slowed every netlink step of that attach. It refills
+//! afterwards, while the caller uses its ENI or detaches one (mostly waiting for RCU).
 
 use crate::sys::netlink::Rtnl;
 use crate::sys::netns::{self, NetnsFailure};
@@ -30,6 +35,8 @@ impl Ready {
 struct State {
     ready: Vec<Ready>,
     stop: bool,
+    /// Attaches in progress: the filler waits for none.
+    holds: usize,
 }
 
 struct Shared {
@@ -60,6 +67,7 @@ impl NetnsPool {
             state: Mutex::new(State {
                 ready: Vec::new(),
                 stop: false,
+                holds: 0,
             }),
             wake: Condvar::new(),
         });
@@ -76,11 +84,35 @@ impl NetnsPool {
         NetnsPool { shared, filler }
     }
 
-    /// A ready namespace, if one is waiting.
+    /// A ready namespace, if one is waiting. The filler replaces it once no attach holds it
+    /// off.
     pub fn take(&self) -> Option<Ready> {
         let taken = self.shared.lock().ready.pop();
         self.shared.wake.notify_all();
         taken
+    }
+
+    /// Keep the filler from starting a namespace until the returned guard is dropped (one
+    /// already being made is finished).
+    pub fn hold_off(&self) -> HoldOff {
+        self.shared.lock().holds += 1;
+        HoldOff {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// See [`NetnsPool::hold_off`].
+pub struct HoldOff {
+    shared: Arc<Shared>,
+}
+
+impl Drop for HoldOff {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.holds = st.holds.saturating_sub(1);
+        drop(st);
+        self.shared.wake.notify_all();
     }
 }
 
@@ -99,7 +131,7 @@ fn fill(s: &Shared) {
     loop {
         {
             let mut st = s.lock();
-            while !st.stop && st.ready.len() >= s.size {
+            while !st.stop && (st.ready.len() >= s.size || st.holds > 0) {
                 st = s.wake.wait(st).unwrap_or_else(|p| p.into_inner());
             }
             if st.stop {
@@ -123,5 +155,42 @@ fn fill(s: &Shared) {
                 std::thread::sleep(std::time::Duration::from_millis(100 * u64::from(failures)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn ready(pool: &NetnsPool) -> usize {
+        pool.shared.lock().ready.len()
+    }
+
+    fn wait_for(pool: &NetnsPool, n: usize) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if ready(pool) == n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn the_filler_waits_while_an_attach_holds_it_off() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let pool = NetnsPool::start(1);
+        assert!(wait_for(&pool, 1), "the pool fills");
+        let hold = pool.hold_off();
+        assert!(pool.take().is_some());
+        // A namespace takes milliseconds to make: left free, the filler would be done.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(ready(&pool), 0, "no refill while held off");
+        drop(hold);
+        assert!(wait_for(&pool, 1), "refilled once the hold is gone");
     }
 }
