@@ -47,6 +47,8 @@ pub struct Engine {
     /// Combination chains present in the table now.
     pub(crate) combos: HashSet<String>,
     pub(crate) host: Rtnl,
+    /// The host namespace's `/proc/sys/net/ipv6/conf`.
+    pub(crate) ipv6_conf: crate::sys::sysctl::Ipv6Conf,
     /// In-process libnftables, when loaded; else each change runs the `nft` binary.
     pub(crate) nft_lib: std::cell::RefCell<Option<Libnftables>>,
     /// Namespaces made ahead of time.

@@ -190,7 +190,8 @@ impl Engine {
         loop {
             let h = fnv1a(format!("{task}#{attempt}").as_bytes());
             let name = format!("berth{:08x}", h & 0xffff_ffff);
-            let taken = self.enis.values().any(|r| r.name == name)
+            // Every record is a file named after its veth: a lookup, not a scan of them all.
+            let taken = self.eni_dir().join(format!("{name}.json")).exists()
                 || matches!(self.host.link_index(&name), Ok(Some(_)))
                 || self.netns_path(&name).exists();
             if !taken {
@@ -238,7 +239,8 @@ impl Engine {
         rb.on_failure(Undo::RemoveNetns { path: path.clone() });
         let pinned = started.elapsed();
 
-        self.host
+        let host_index = self
+            .host
             .create_veth(&rec.name, "eth0", ns_file.as_fd(), mac_for(rec.ip))
             .map_err(|source| NetdError::Netlink {
                 op: "create veth",
@@ -252,7 +254,14 @@ impl Engine {
         let linked = started.elapsed();
 
         configure_task_side(&mut ns, rec.ip, prefix_len, gateway)?;
-        configure_host_side(&mut self.host, &rec.name, rec.ip, gateway)?;
+        configure_host_side(
+            &mut self.host,
+            &self.ipv6_conf,
+            &rec.name,
+            host_index,
+            rec.ip,
+            gateway,
+        )?;
         let configured = started.elapsed();
 
         let fw = Self::fw_eni(rec);
@@ -416,31 +425,38 @@ pub(crate) fn configure_task_side(
         .map_err(err("add route", format!("default via {gateway}")))
 }
 
-/// On the host: the veth up with IPv6 off (see [`sysctl::disable_ipv6`]) and a /32 route to
-/// the task, sourced from its gateway. The gateway address itself sits once on `lo` (see
-/// [`GATEWAY_LINK`]), not on every veth, so the kernel's local route for it does not grow an
-/// alias per ENI. Idempotent.
+/// On the host: the veth (`index`, or looked up by `name`) up with IPv6 off (see
+/// [`sysctl::Ipv6Conf::disable`]) and a /32 route to the task, sourced from its gateway. The
+/// gateway address itself sits once on `lo` (see [`GATEWAY_LINK`]), not on every veth, so the
+/// kernel's local route for it does not grow an alias per ENI. Idempotent.
 pub(crate) fn configure_host_side(
     host: &mut Rtnl,
+    ipv6_conf: &sysctl::Ipv6Conf,
     name: &str,
+    index: Option<u32>,
     ip: Ipv4Addr,
     gateway: Ipv4Addr,
 ) -> Result<(), NetdError> {
     let err =
         |op: &'static str, object: String| move |source| NetdError::Netlink { op, object, source };
-    let index = host
-        .link_index(name)
-        .map_err(err("look up", name.to_owned()))?
-        .ok_or_else(|| NetdError::Netlink {
-            op: "look up",
-            object: name.to_owned(),
-            source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32),
+    let index = match index {
+        Some(i) => i,
+        None => host
+            .link_index(name)
+            .map_err(err("look up", name.to_owned()))?
+            .ok_or_else(|| NetdError::Netlink {
+                op: "look up",
+                object: name.to_owned(),
+                source: std::io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32),
+            })?,
+    };
+    ipv6_conf
+        .disable(name)
+        .map_err(|source| NetdError::Sysctl {
+            op: "turn IPv6 off",
+            link: name.to_owned(),
+            source,
         })?;
-    sysctl::disable_ipv6(name).map_err(|source| NetdError::Sysctl {
-        op: "turn IPv6 off",
-        link: name.to_owned(),
-        source,
-    })?;
     host.set_up(index)
         .map_err(err("bring up", name.to_owned()))?;
     host.replace_route(ip, 32, None, index, Some(gateway))

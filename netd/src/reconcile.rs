@@ -34,6 +34,12 @@ impl Engine {
             object: "host namespace".into(),
             source,
         })?;
+        let ipv6_conf =
+            crate::sys::sysctl::Ipv6Conf::open().map_err(|source| NetdError::Sysctl {
+                op: "open",
+                link: "/proc/sys/net/ipv6/conf".into(),
+                source,
+            })?;
         let topo = Topology {
             table: cfg.table.clone(),
             vpc: cfg.vpc,
@@ -53,6 +59,7 @@ impl Engine {
             ipam,
             combos: HashSet::new(),
             host,
+            ipv6_conf,
             nft_lib: std::cell::RefCell::new(None),
             pool: None,
         };
@@ -179,7 +186,14 @@ impl Engine {
                 configure_task_side(&mut ns, rec.ip, subnet.cidr.prefix_len(), subnet.gateway())
             })
             .and_then(|()| {
-                configure_host_side(&mut self.host, &rec.name, rec.ip, subnet.gateway())
+                configure_host_side(
+                    &mut self.host,
+                    &self.ipv6_conf,
+                    &rec.name,
+                    None,
+                    rec.ip,
+                    subnet.gateway(),
+                )
             });
         if let Err(e) = reapplied {
             tracing::warn!(task = %rec.task, error = %crate::error::error_chain(&e), "ENI incomplete");

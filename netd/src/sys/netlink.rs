@@ -6,8 +6,8 @@
 //! whole attach as plain calls on the worker thread keeps the rollback order obvious.
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO,
+    NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
@@ -95,7 +95,7 @@ impl Rtnl {
         peer: &str,
         peer_netns: BorrowedFd<'_>,
         peer_mac: [u8; 6],
-    ) -> io::Result<()> {
+    ) -> io::Result<Option<u32>> {
         // Both ends are created down, and the caller brings them up: the peer because the
         // kernel configures it before the two ends know each other (veth_open answers
         // ENOTCONN), the host end so that its sysctls are set before it comes up.
@@ -113,8 +113,16 @@ impl Rtnl {
                 LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
             ]),
         ];
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-            .map(drop)
+        // NLM_F_ECHO: kernels since 6.2 answer with the new link, saving a lookup of its
+        // index by name; older ones answer with the ACK only.
+        let answers = self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+        )?;
+        Ok(answers.into_iter().find_map(|a| match a {
+            RouteNetlinkMessage::NewLink(l) if l.header.index != 0 => Some(l.header.index),
+            _ => None,
+        }))
     }
 
     /// The index of the link named `name`, if there is one.
@@ -244,4 +252,44 @@ impl Rtnl {
 
 fn libc_enodev() -> i32 {
     nix::errno::Errno::ENODEV as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::netns;
+    use nix::sched::{unshare, CloneFlags};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_new_veth_answers_with_its_index() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        // In a namespace of the test's own: the real host's links are never touched.
+        std::thread::spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).unwrap();
+            let mut host = Rtnl::open().unwrap();
+            let (peer_ns, _peer) = netns::create_unpinned().unwrap();
+            let echoed = host
+                .create_veth("bt-echo0", "eth0", peer_ns.as_fd(), [2, 0, 0, 0, 0, 1])
+                .unwrap();
+            let looked_up = host.link_index("bt-echo0").unwrap();
+            assert!(looked_up.is_some());
+            // Kernels before 6.2 do not echo a new link.
+            let release = nix::sys::utsname::uname().unwrap();
+            let release = release.release().to_string_lossy().into_owned();
+            let mut v = release
+                .split(['.', '-'])
+                .map(|p| p.parse::<u32>().unwrap_or(0));
+            let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+            if (major, minor) >= (6, 2) {
+                assert_eq!(echoed, looked_up, "kernel {release}");
+            } else {
+                assert!(echoed.is_none() || echoed == looked_up);
+            }
+        })
+        .join()
+        .unwrap();
+    }
 }
