@@ -33,7 +33,7 @@ pub struct Plan {
     pub join_pid: Option<PathBuf>,
     /// Namespaces init joins by path, user first.
     pub joins: Vec<Join>,
-    /// Namespaces init creates with unshare after it is in its cgroup.
+    /// Namespaces init creates with unshare (the cgroup one once it is in its cgroup).
     pub unshare: CloneFlags,
     /// A new time namespace (unshare + enter time_for_children).
     pub new_time: bool,

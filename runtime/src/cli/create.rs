@@ -109,18 +109,6 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
         std::os::unix::fs::PermissionsExt::from_mode(0o622),
     )
     .map_err(|e| RuntimeError::io("chmod", dir.fifo(), e))?;
-    let cg = berth_cgroups::manager(&p.layout, &p.cgroup_path);
-    let existed = cg.exists();
-    cg.create().map_err(RuntimeError::Cgroup)?;
-    if !existed {
-        let cg2 = berth_cgroups::manager(&p.layout, &p.cgroup_path);
-        rb.on_failure("remove cgroup", move || {
-            cg2.remove().map_err(|e| e.to_string())
-        });
-    }
-    if let Some(res) = crate::devices_cgroup::effective_resources(&p.spec) {
-        cg.apply(&res).map_err(RuntimeError::Cgroup)?;
-    }
     let (ours, theirs) =
         sync::pair().map_err(|e| RuntimeError::sys("socketpair", "sync channel", e))?;
     if let Some(path) = &p.plan.join_pid {
@@ -129,6 +117,8 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
     let has_own_pidns = p.plan.has_pidns;
     let (rootfs, bundle, cgroup_path) = (p.rootfs.clone(), p.bundle.clone(), p.cgroup_path.clone());
     let (spec, plan_new_user) = (p.spec.clone(), p.plan.new_user);
+    let cg = berth_cgroups::manager(&p.layout, &p.cgroup_path);
+    let layout = p.layout.clone();
     let args = InitArgs {
         id: id.to_string(),
         spec: p.spec,
@@ -148,6 +138,9 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
         no_new_keyring: a.no_new_keyring,
     };
     let clone_flags = args.plan.clone_flags;
+    // Init is cloned before its cgroup exists: it makes its namespaces and mounts while the
+    // runtime makes the cgroup, and waits for Proceed before anything that shows the cgroup
+    // (init.rs). Without a user namespace that overlap is most of `create`'s kernel work.
     // SAFETY: berth-runtime is single-threaded (it never starts a thread).
     let pid = match unsafe { clone_process(clone_flags) }
         .map_err(|e| RuntimeError::sys("clone", "container init", e))?
@@ -163,19 +156,31 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
     drop(args);
     rb.on_failure("kill init", move || {
         let _ = kill(pid, Signal::SIGKILL);
-        waitpid(pid, None).map(|_| ()).map_err(|e| e.to_string())
+        match waitpid(pid, None) {
+            // Already reaped by the cgroup's rollback, which needed it gone.
+            Ok(_) | Err(nix::errno::Errno::ECHILD) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     });
-    if plan_new_user {
-        write_id_maps(pid, &spec)?;
+    let placed = place_init(
+        cg.as_ref(),
+        &layout,
+        &cgroup_path,
+        pid,
+        &spec,
+        plan_new_user,
+        &mut rb,
+    );
+    if let Err(e) = placed.and_then(|()| {
+        ours.send(&ToInit::Proceed)
+            .map_err(|reason| RuntimeError::Sync { reason })
+    }) {
+        // Init may have failed first (a mount, say) and said why: that is the error.
+        return Err(match ours.try_recv::<FromInit>() {
+            Ok(Some(FromInit::Failed { message })) => RuntimeError::Init { message },
+            _ => e,
+        });
     }
-    cg.add_task(pid.as_raw()).map_err(RuntimeError::Cgroup)?;
-    sys::attach_warmup::reap();
-    if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-        std::fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
-            .map_err(|e| RuntimeError::spec("process.oomScoreAdj", format!("set {score}: {e}")))?;
-    }
-    ours.send(&ToInit::Proceed)
-        .map_err(|reason| RuntimeError::Sync { reason })?;
     wait_ready(&ours, pid, &spec, &id, &bundle)?;
     crate::log::debug(&format!(
         "create {id}: init {pid} is ready in cgroup {}",
@@ -203,6 +208,43 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(ContainerDir, Record), Runti
     }
     rb.commit();
     Ok((dir, record))
+}
+
+/// Init's cgroup, made and filled while init sets up its namespaces: created (and on
+/// failure removed, once init is gone), limits applied, id maps written, init moved in.
+fn place_init(
+    cg: &dyn berth_cgroups::CgroupManager,
+    layout: &berth_cgroups::Layout,
+    cgroup_path: &Path,
+    pid: Pid,
+    spec: &Spec,
+    new_user: bool,
+    rb: &mut Rollback,
+) -> Result<(), RuntimeError> {
+    let existed = cg.exists();
+    cg.create().map_err(RuntimeError::Cgroup)?;
+    if !existed {
+        let made = berth_cgroups::manager(layout, cgroup_path);
+        rb.on_failure("remove cgroup", move || {
+            // A cgroup with a process in it cannot be removed: init goes first.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            made.remove().map_err(|e| e.to_string())
+        });
+    }
+    if let Some(res) = crate::devices_cgroup::effective_resources(spec) {
+        cg.apply(&res).map_err(RuntimeError::Cgroup)?;
+    }
+    if new_user {
+        write_id_maps(pid, spec)?;
+    }
+    cg.add_task(pid.as_raw()).map_err(RuntimeError::Cgroup)?;
+    sys::attach_warmup::reap();
+    if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
+            .map_err(|e| RuntimeError::spec("process.oomScoreAdj", format!("set {score}: {e}")))?;
+    }
+    Ok(())
 }
 
 fn wait_ready(

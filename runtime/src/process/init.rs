@@ -9,6 +9,7 @@ use crate::namespaces::{self, Join, Plan};
 use crate::rlimits::Limit;
 use crate::{lsm, rootfs, sys, tty};
 use libseccomp::ScmpFilterContext;
+use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::Spec;
 use std::ffi::CString;
@@ -80,15 +81,26 @@ pub struct Exec {
 fn setup(a: &mut InitArgs) -> Result<Exec, String> {
     sys::set_parent_death_signal(libc::SIGKILL);
     sys::set_not_dumpable();
-    wait_for(&a.sync, ToInit::Proceed)?;
-    if a.plan.new_user {
+    // In a new user namespace nothing can be done before the runtime has written the id
+    // maps. Otherwise init makes its namespaces and mounts while the runtime makes its
+    // cgroup, and waits for the runtime only where the cgroup matters (`in_cgroup`).
+    let early = !a.plan.new_user;
+    if !early {
+        wait_for(&a.sync, ToInit::Proceed)?;
         become_root_in_userns()?;
     }
     namespaces::join_all(&a.joins)?;
     a.joins.clear();
-    if !a.plan.unshare.is_empty() {
-        nix::sched::unshare(a.plan.unshare)
-            .map_err(|e| format!("unshare namespaces {:?}: {e}", a.plan.unshare))?;
+    // A cgroup namespace is rooted at the cgroup its creator is in: it waits for the move.
+    let cgroupns_later = early && a.plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP);
+    let unshare_now = if cgroupns_later {
+        a.plan.unshare - CloneFlags::CLONE_NEWCGROUP
+    } else {
+        a.plan.unshare
+    };
+    if !unshare_now.is_empty() {
+        nix::sched::unshare(unshare_now)
+            .map_err(|e| format!("unshare namespaces {unshare_now:?}: {e}"))?;
     }
     if a.plan
         .unshare
@@ -128,6 +140,18 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
             ns.iter()
                 .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
         });
+    let waiting = std::cell::Cell::new(early);
+    let sync = &a.sync;
+    let in_cgroup = || -> Result<(), String> {
+        if waiting.replace(false) {
+            wait_for(sync, ToInit::Proceed)?;
+            if cgroupns_later {
+                nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+                    .map_err(|e| format!("unshare cgroup namespace: {e}"))?;
+            }
+        }
+        Ok(())
+    };
     let setup = rootfs::Setup {
         spec: &a.spec,
         bundle: &a.bundle,
@@ -136,8 +160,11 @@ fn setup(a: &mut InitArgs) -> Result<Exec, String> {
         has_cgroupns,
         in_userns: a.plan.new_user,
         no_pivot: a.no_pivot,
+        in_cgroup: &in_cgroup,
     };
     let root = rootfs::prepare(&setup)?;
+    // Hooks and everything after see the container in its cgroup.
+    in_cgroup()?;
     root.resolve_or_create(process.cwd(), rootfs::resolve::Kind::Dir)?;
     let hooks = a.spec.hooks().clone().unwrap_or_default();
     if hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())

@@ -50,9 +50,25 @@ impl Channel {
 
     /// Receive one message; `Ok(None)` when the other end closed without a word.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, String> {
-        let mut buf = vec![0u8; 64 * 1024];
+        self.recv_with(MsgFlags::empty())
+    }
+
+    /// A message already waiting, if any; `Ok(None)` when none is (or the other end closed).
+    pub fn try_recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, String> {
+        match self.recv_with(MsgFlags::MSG_DONTWAIT) {
+            Err(e) if e == format!("recv: {}", nix::errno::Errno::EAGAIN) => Ok(None),
+            other => other,
+        }
+    }
+
+    fn recv_with<T: for<'de> Deserialize<'de>>(
+        &self,
+        flags: MsgFlags,
+    ) -> Result<Option<T>, String> {
+        // Messages are small (an error line at most); a larger one fails to decode.
+        let mut buf = vec![0u8; 16 * 1024];
         loop {
-            match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match recv(self.0.as_raw_fd(), &mut buf, flags) {
                 Ok(0) => return Ok(None),
                 Ok(n) => {
                     return serde_json::from_slice(&buf[..n])

@@ -30,6 +30,9 @@ pub struct Setup<'a> {
     pub in_userns: bool,
     /// `--no-pivot`.
     pub no_pivot: bool,
+    /// Returns once init is in its cgroup (the runtime may still be making it): called
+    /// before the first mount that shows the container's cgroup.
+    pub in_cgroup: &'a dyn Fn() -> Result<(), String>,
 }
 
 /// Everything before pivot_root. Returns the opened rootfs.
@@ -59,6 +62,7 @@ pub fn prepare(s: &Setup<'_>) -> Result<Root, String> {
         bundle: s.bundle,
         cgroup_path: s.cgroup_path,
         has_cgroupns: s.has_cgroupns,
+        in_cgroup: s.in_cgroup,
         mount_label: linux.and_then(|l| l.mount_label().as_deref()),
     };
     let spec_mounts = s.spec.mounts().clone().unwrap_or_default();

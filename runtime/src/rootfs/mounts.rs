@@ -134,6 +134,8 @@ pub struct Context<'a> {
     pub cgroup_path: &'a Path,
     /// Whether the container has its own cgroup namespace.
     pub has_cgroupns: bool,
+    /// See [`super::Setup::in_cgroup`].
+    pub in_cgroup: &'a dyn Fn() -> Result<(), String>,
     /// The SELinux mount label, if any.
     pub mount_label: Option<&'a str>,
 }
@@ -148,6 +150,7 @@ pub fn mount_one(ctx: &Context<'_>, m: &Mount, index: usize) -> Result<(), Strin
         format!("mount {typ} on {}: {what}: {e}", dest.display())
     };
     if typ == "cgroup" || typ == "cgroup2" {
+        (ctx.in_cgroup)()?;
         return super::cgroupfs::mount_cgroups(ctx, dest, &opts).map_err(|e| fail("cgroup", &e));
     }
     let is_bind = opts.is_bind || typ == "bind";
