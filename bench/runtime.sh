@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: create + start + wait + delete of a busybox `/bin/true` bundle, N sequential runs
-# each of berth-runtime, crun and runc, interleaved in one run. Prints median, p95 and peak RSS
-# of the runtime process, and the ratios against crun and runc.
+# each of berth-runtime, crun and runc, interleaved in one run (the order rotates every
+# round). Prints median, p95 and peak RSS of the runtime process, and the ratios against crun
+# and runc.
 #
 # All three run inside one private mount namespace where the cgroup2 mount's
 # cgroup.controllers reads empty: crun 1.8 refuses this host's hybrid cgroups otherwise
