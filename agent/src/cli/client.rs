@@ -59,37 +59,11 @@ impl AgentClient {
 
     /// Call `action` with `body`; the JSON answer, or the ECS error.
     pub fn call(&self, action: &str, body: &Value) -> Result<Value, ClientError> {
-        let io = |source| ClientError::Io {
-            socket: self.socket.clone(),
-            source,
-        };
-        let mut stream =
-            UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
-                socket: self.socket.clone(),
-                source,
-            })?;
-        stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
-        let payload = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let head = format!(
-            "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: {TARGET_PREFIX}{action}\r\n\
-             Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            payload.len()
+        let headers = format!(
+            "X-Amz-Target: {TARGET_PREFIX}{action}\r\nContent-Type: application/x-amz-json-1.1\r\n"
         );
-        stream.write_all(head.as_bytes()).map_err(io)?;
-        stream.write_all(&payload).map_err(io)?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).map_err(io)?;
-        let (status, body) = parse_response(&raw)?;
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ClientError::Protocol(format!("body: {e}")))?;
-        if status == 200 {
-            return Ok(v);
-        }
-        Err(ClientError::Api {
-            kind: v["__type"].as_str().unwrap_or("Error").to_owned(),
-            message: v["message"].as_str().unwrap_or("").to_owned(),
-        })
+        let stream = self.post_head("/", &headers, body, Some(self.timeout))?;
+        self.read_json(stream)
     }
 
     /// Every task ARN `ListTasks` gives for `filter` (its `desiredStatus`, `cluster`, ...),
@@ -114,9 +88,11 @@ impl AgentClient {
 }
 
 impl AgentClient {
+    /// Connect, and send a POST of `body` to `path` with `headers` (whole lines).
     fn post_head(
         &self,
         path: &str,
+        headers: &str,
         body: &Value,
         timeout: Option<Duration>,
     ) -> Result<UnixStream, ClientError> {
@@ -133,7 +109,7 @@ impl AgentClient {
         stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
         let payload = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\
              Content-Length: {}\r\nConnection: close\r\n\r\n",
             payload.len()
         );
@@ -142,10 +118,8 @@ impl AgentClient {
         Ok(stream)
     }
 
-    /// A berth route (`/berth/v1/...`, not an ECS action): POST `body`, the JSON answer or
-    /// the agent's error.
-    pub fn berth(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        let mut stream = self.post_head(path, body, Some(self.timeout))?;
+    /// The whole answer on `stream`: its JSON body, or the error it carries.
+    fn read_json(&self, mut stream: UnixStream) -> Result<Value, ClientError> {
         let mut raw = Vec::new();
         stream
             .read_to_end(&mut raw)
@@ -162,6 +136,18 @@ impl AgentClient {
         Err(api_error(&v))
     }
 
+    /// A berth route (`/berth/v1/...`, not an ECS action): POST `body`, the JSON answer or
+    /// the agent's error.
+    pub fn berth(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let stream = self.post_head(
+            path,
+            "Content-Type: application/json\r\n",
+            body,
+            Some(self.timeout),
+        )?;
+        self.read_json(stream)
+    }
+
     /// A streaming berth route: POST `body`, hand each piece of the answer's body to `sink` as
     /// it arrives (chunked transfer decoded) until the agent ends it. No read timeout.
     pub fn berth_stream(
@@ -170,7 +156,7 @@ impl AgentClient {
         body: &Value,
         mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<(), ClientError> {
-        let stream = self.post_head(path, body, None)?;
+        let stream = self.post_head(path, "Content-Type: application/json\r\n", body, None)?;
         let io = |source| ClientError::Io {
             socket: self.socket.clone(),
             source,

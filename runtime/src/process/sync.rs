@@ -55,10 +55,7 @@ impl Channel {
 
     /// A message already waiting, if any; `Ok(None)` when none is (or the other end closed).
     pub fn try_recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, String> {
-        match self.recv_with(MsgFlags::MSG_DONTWAIT) {
-            Err(e) if e == format!("recv: {}", nix::errno::Errno::EAGAIN) => Ok(None),
-            other => other,
-        }
+        self.recv_with(MsgFlags::MSG_DONTWAIT)
     }
 
     fn recv_with<T: for<'de> Deserialize<'de>>(
@@ -76,6 +73,8 @@ impl Channel {
                         .map_err(|e| format!("decode: {e}"))
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
+                // Only with MSG_DONTWAIT: nothing is waiting.
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
                 Err(e) => return Err(format!("recv: {e}")),
             }
         }
